@@ -1,0 +1,206 @@
+#pragma once
+/// \file
+/// The validated configuration model (../shared/CONFIG.md), and the loader that
+/// builds it from YAML or JSON. Immutable once built: the engine holds it as
+/// shared_ptr<const Config> and a reload swaps the pointer whole.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "probes/conditions.h"
+#include "probes/health_page.h"
+
+namespace vigie {
+
+using Duration = std::chrono::milliseconds;
+
+/// Where a value came from, for messages: "vigie.yaml:41".
+struct SourcePos {
+  std::string file;
+  int line = 0;  // 1-based; 0 when unknown
+};
+
+struct TlsSpec {
+  bool verify = true;
+  std::string ca_file;        // empty: system store
+  std::string cert_file;      // client certificate (optional)
+  std::string key_file;
+  std::string server_name;    // SNI override (optional)
+};
+
+struct HttpSpec {
+  std::string url;
+  std::string method = "GET";
+  std::vector<std::pair<std::string, std::string>> headers;  // in file order
+  std::string body;                            // request body (optional)
+  std::vector<int> expect_status;              // empty: any 2xx
+  HealthFormat health_format = HealthFormat::auto_detect;
+  CustomHealthMapping custom;
+  std::vector<ConditionSpec> conditions;
+  std::uint64_t max_body = 1024 * 1024;        // bytes; the transfer is cut past it
+  bool follow_redirects = false;
+  int max_redirects = 10;
+  TlsSpec tls;
+  std::optional<int> cert_min_days;            // fail when the certificate expires sooner
+  std::string ip_version;                      // "", "ip4", "ip6"
+};
+
+struct TcpSpec {
+  std::string address;  // host:port
+  std::string send;     // optional
+  std::string expect;   // optional regex on what is read back
+  bool tls = false;
+  TlsSpec tls_config;
+};
+
+struct PostgresSpec {
+  std::string dsn;                   // with ${ENV} already substituted: a secret
+  std::string query = "SELECT 1";
+  std::optional<std::string> expect; // optional expected first value
+};
+
+struct DiskSpec {
+  std::string path;
+  // min_free: either a ratio (0.05 for 5%) or bytes; unset: no space check.
+  std::optional<double> min_free_ratio;
+  std::optional<std::uint64_t> min_free_bytes;
+  bool write = true;
+};
+
+struct IngressSpec {
+  std::string url;
+  std::vector<std::string> addresses;  // front-end addresses to pin (curl --resolve)
+  enum class Mode { all, any } mode = Mode::all;
+  int cert_min_days = 14;
+  bool expect_https_redirect = false;
+  std::vector<int> expect_status;      // empty: any 2xx
+  TlsSpec tls;
+};
+
+struct HeartbeatSpec {
+  Duration period{std::chrono::hours(1)};
+  Duration grace{std::chrono::minutes(5)};
+  std::string token;  // secret
+};
+
+/// One kind per alternative; the kind's name is its key in the YAML
+/// (`http:`, `tcp:`, ...). A new kind adds an alternative here, a parser in
+/// config.cc's kind table and a factory in probes/registry.cc.
+using ProbeSpec = std::variant<HttpSpec, TcpSpec, PostgresSpec, DiskSpec, IngressSpec, HeartbeatSpec>;
+
+/// "http", "tcp", "postgres", "disk", "ingress", "heartbeat".
+const char* probeKindName(const ProbeSpec& spec);
+
+struct CheckConfig {
+  std::string name;
+  std::string key;  // "service/check"
+  Duration interval{30000};
+  Duration timeout{5000};
+  int failure_threshold = 3;
+  int success_threshold = 1;
+  bool critical = true;
+  ProbeSpec spec;
+  SourcePos pos;
+};
+
+struct ServiceConfig {
+  std::string name;
+  std::string group;  // may be empty
+  std::string description;
+  std::map<std::string, std::string> labels;
+  std::vector<std::string> depends_on;
+  std::vector<CheckConfig> checks;
+  SourcePos pos;
+};
+
+struct GroupConfig {
+  std::string name;
+  std::string description;
+};
+
+struct ClusterConfig {
+  std::string name;
+  std::vector<std::string> services;
+  std::string agent_listen;  // "host:port", empty: no agent
+};
+
+struct MaintenanceWindow {
+  std::vector<std::string> services;
+  std::chrono::system_clock::time_point start;
+  Duration duration{0};
+  std::string reason;
+};
+
+/// blackbox_exporter module, kept as parsed for /probe (same schema as blackbox.yml).
+struct ModuleConfig {
+  std::string name;
+  std::string prober;  // http | tcp | ...
+  Duration timeout{5000};
+  ProbeSpec spec;      // the module translated to vigie's own spec (url/address filled per target)
+};
+
+struct HistoryConfig {
+  std::string store = "memory";  // memory | postgres
+  std::string dsn;               // secret
+  Duration retention{std::chrono::hours(24 * 30)};
+};
+
+struct Defaults {
+  Duration interval{30000};
+  Duration timeout{5000};
+  int failure_threshold = 3;
+  int success_threshold = 1;
+};
+
+struct Config {
+  std::string listen = "0.0.0.0:9877";
+  std::string location;
+  Defaults defaults;
+  int max_in_flight = 4096;
+  std::vector<GroupConfig> groups;
+  std::vector<ServiceConfig> services;
+  std::vector<ClusterConfig> clusters;
+  std::vector<MaintenanceWindow> maintenance;
+  std::map<std::string, ModuleConfig> modules;
+  HistoryConfig history;
+  std::string source_file;
+
+  /// The service that holds a check with this key, or nullptr.
+  const ServiceConfig* findService(const std::string& name) const;
+};
+
+/// One problem found in a file: rendered "vigie.yaml:41: services[0].checks[0].http.expect_status: 99 is not an HTTP status".
+struct ConfigError {
+  std::string file;
+  int line = 0;
+  std::string path;     // "services[0].checks[0].http.expect_status"; empty for file-level errors
+  std::string message;  // "99 is not an HTTP status"
+  std::string str() const;
+};
+
+/// Thrown by loadConfig() with every error found (not just the first).
+class ConfigException : public std::exception {
+ public:
+  explicit ConfigException(std::vector<ConfigError> errors);
+  const char* what() const noexcept override { return what_.c_str(); }
+  const std::vector<ConfigError>& errors() const { return errors_; }
+
+ private:
+  std::vector<ConfigError> errors_;
+  std::string what_;
+};
+
+/// Reads, substitutes ${ENV}, parses (YAML; JSON is accepted by the same reader),
+/// validates. Throws ConfigException listing every error. `env` defaults to the
+/// process environment; tests pass their own.
+std::shared_ptr<const Config> loadConfig(const std::string& path);
+std::shared_ptr<const Config> parseConfig(const std::string& text, const std::string& file_name,
+                                          const std::map<std::string, std::string>* env = nullptr);
+
+}  // namespace vigie

@@ -1,0 +1,63 @@
+#pragma once
+/// \file
+/// Conditions on an HTTP response, each evaluated on its own (as Gatus does), so
+/// the page can say exactly which one failed. Compiled once at config load.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "probes/probe.h"
+
+
+namespace vigie {
+
+class CompiledRegex;  // defined in conditions.cc (Boost.Regex, bounded matching)
+
+struct ConditionSpec {
+  enum class Kind {
+    json_equals,    // {json: /status, equals: pass}: pointer resolves to a scalar whose text equals `value`
+    json_exists,    // {json: /checks} with no equals: the pointer resolves
+    body_matches,   // {body_matches: "database.*ok"}: regex search on the body
+    body_contains,  // {body_contains: "OK"}: substring
+    latency_below,  // {latency_below: 800ms}
+    status_in,      // {status: [200, 204]}
+  };
+  Kind kind = Kind::body_contains;
+  std::string pointer;                    // json_*: JSON pointer (RFC 6901)
+  std::string value;                      // json_equals: expected text; body_contains: substring; body_matches: pattern
+  std::shared_ptr<const CompiledRegex> regex;  // body_matches
+  std::chrono::milliseconds latency{0};   // latency_below
+  std::vector<int> statuses;              // status_in
+
+  /// Human form shown on the page: "json /status == pass", "body ~ /database.*ok/", "latency < 800ms".
+  std::string describe() const;
+};
+
+/// Compiles a regex for body_matches; throws std::invalid_argument with a readable
+/// message if the pattern is invalid.
+std::shared_ptr<const CompiledRegex> compileRegex(const std::string& pattern);
+
+/// What a condition is evaluated against.
+struct ResponseView {
+  int status = 0;
+  std::string_view body;
+  double latency_seconds = 0;
+  const void* json = nullptr;  // const boost::json::value* when the body parsed as JSON, else null
+};
+
+/// Evaluates one condition. Never throws: a regex that exceeds its complexity
+/// budget on a hostile body is a failed condition with that detail.
+ConditionResult evaluate(const ConditionSpec& c, const ResponseView& r);
+
+/// Evaluates all, in order.
+std::vector<ConditionResult> evaluateAll(const std::vector<ConditionSpec>& cs, const ResponseView& r);
+
+/// Resolves an RFC 6901 pointer ("/a/b/0", "~0" and "~1" escapes) in a parsed
+/// boost::json::value; returns null when it does not resolve. `json` is a
+/// const boost::json::value*.
+const void* resolvePointer(const void* json, std::string_view pointer);
+
+}  // namespace vigie

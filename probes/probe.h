@@ -1,0 +1,138 @@
+#pragma once
+/// \file
+/// What every probe produces and the one interface every probe implements.
+/// Shared by probes, the check sessions and every exporter.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vigie {
+
+using SteadyClock = std::chrono::steady_clock;
+using SystemClock = std::chrono::system_clock;
+
+/// Outcome of one probe attempt. `warn` is a success that degrades the service
+/// (a health page reporting "warn"); it never counts toward failure_threshold.
+enum class Status { ok, warn, fail };
+
+/// The closed set of failure reasons, shared by all probes. Used as a metric
+/// label value and shown on the page beside the detail text. `none` for ok.
+enum class Reason {
+  none,
+  timeout,           // the check's timeout elapsed first
+  dns,               // name did not resolve
+  connect,           // refused, unreachable, reset before a response
+  tls,               // handshake failed, certificate invalid/untrusted
+  cert_expiring,     // certificate valid but within cert_min_days
+  http_status,       // status code not expected
+  http_protocol,     // not HTTP, garbage, reset mid-body, redirect loop
+  body_too_large,    // body larger than max_body
+  body,              // a body condition failed (regex, JSON pointer)
+  latency,           // latency_below condition failed
+  health_fail,       // the health page says fail/DOWN
+  health_warn,       // the health page says warn (status warn, not a failure)
+  health_parse,      // the health page could not be understood
+  auth,              // authentication refused
+  database,          // database missing / unreachable database name
+  query,             // query failed or returned an unexpected value
+  disk_write,
+  disk_read,
+  disk_verify,
+  disk_full,
+  read_only,
+  permission,
+  heartbeat_missed,
+  heartbeat_fail,    // job pushed status=fail
+  internal,          // vigie's own fault (counted in vigie_internal_errors_total)
+};
+
+/// Stable lower-case name of a reason ("timeout", "http_status", ...). "" for none.
+std::string_view reasonName(Reason r);
+/// Inverse of reasonName(); nullopt for an unknown name.
+std::optional<Reason> reasonFromName(std::string_view name);
+/// "ok" | "warn" | "fail".
+std::string_view statusName(Status s);
+
+/// Per-phase durations in seconds, as blackbox_exporter's probe_http_duration_seconds{phase}.
+struct HttpPhases {
+  double resolve = 0;
+  double connect = 0;
+  double tls = 0;
+  double processing = 0;  // request sent -> first byte
+  double transfer = 0;    // first byte -> last byte
+};
+
+/// One condition's own outcome (Gatus-style: each condition is shown on its own).
+struct ConditionResult {
+  std::string name;    // human form of the condition, e.g. "json /status == pass"
+  bool ok = false;
+  std::string detail;  // what was seen, e.g. "got \"fail\""
+};
+
+/// One component of a structured health page (a database, a disk, ...).
+struct Component {
+  std::string name;
+  Status status = Status::ok;
+  std::string detail;  // raw status word or output text, bounded in size
+};
+
+/// The result of one attempt. Values are copied into the check's history, so
+/// keep strings bounded (probes cut details at a few hundred bytes).
+struct Result {
+  Status status = Status::fail;
+  Reason reason = Reason::internal;
+  std::string detail;                     // for a human: what went wrong, where
+  SystemClock::time_point started{};      // wall clock at start
+  double duration = 0;                    // seconds, the whole attempt
+
+  // HTTP-like probes
+  int http_status = 0;                    // 0 when no response
+  int http_version = 0;                   // 10, 11, 20
+  HttpPhases phases;
+  std::optional<double> cert_expiry;      // unix seconds of the earliest leaf/chain expiry
+  std::uint64_t body_bytes = 0;
+  int redirects = 0;
+
+  std::vector<ConditionResult> conditions;
+  std::vector<Component> components;
+  std::string version;                    // reported by the target (health page, server)
+  std::map<std::string, std::string> info;  // other facts: release_id, server_version, ...
+
+  static Result ok() {
+    Result r;
+    r.status = Status::ok;
+    r.reason = Reason::none;
+    return r;
+  }
+  static Result failure(Reason reason, std::string detail) {
+    Result r;
+    r.status = Status::fail;
+    r.reason = reason;
+    r.detail = std::move(detail);
+    return r;
+  }
+};
+
+/// One probe attempt against one target. Created per check by the probe registry
+/// and reused for every attempt of that check.
+///
+/// Threading: start() and cancel() are called on the loop thread only, and `done`
+/// is invoked on the loop thread, exactly once per start() unless cancel() was
+/// called first (then it is never invoked). A probe must never block the loop.
+/// The check session owns the timeout: it calls cancel() when the deadline passes,
+/// and a probe may also stop at `deadline` by itself.
+class Probe {
+ public:
+  using Done = std::function<void(Result)>;
+  virtual ~Probe() = default;
+  virtual void start(SteadyClock::time_point deadline, Done done) = 0;
+  virtual void cancel() = 0;
+};
+
+}  // namespace vigie

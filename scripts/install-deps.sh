@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages vigie's build, demo and tests need.
+# Idempotent and quiet: does nothing when everything is already there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git curl ca-certificates openssl
+  libboost1.81-all-dev libboost-json1.81-dev libboost-url1.81-dev
+  libcurl4-openssl-dev prometheus-cpp-dev libpqxx-dev libfmt-dev libyaml-cpp-dev
+  libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libssl-dev
+  nginx-light prometheus postgresql
+)
+if [[ "${1:-}" == "--runtime-only" ]]; then
+  packages=(build-essential cmake ninja-build ccache pkg-config
+    libboost1.81-all-dev libboost-json1.81-dev libboost-url1.81-dev
+    libcurl4-openssl-dev prometheus-cpp-dev libpqxx-dev libfmt-dev libyaml-cpp-dev
+    libspdlog-dev libcli11-dev libssl-dev curl ca-certificates)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+SUDO=""
+[[ $(id -u) -ne 0 ]] && SUDO="sudo"
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+# nginx/prometheus/postgresql packages would start system services: keep them off.
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
