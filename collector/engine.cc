@@ -1,0 +1,364 @@
+#include "collector/engine.h"
+
+#include <fmt/format.h>
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+#include "collector/curl_driver.h"
+#include "probes/registry.h"
+
+namespace vigie {
+
+struct Engine::Session {
+  Session(boost::asio::io_context& io, Scheduler::Id i) : id(i), deadline(io) {}
+  Scheduler::Id id;
+  std::shared_ptr<const CheckConfig> check;
+  std::shared_ptr<const ServiceConfig> service;
+  std::unique_ptr<Probe> probe;
+  std::shared_ptr<const CheckStatus> status;
+  boost::asio::steady_timer deadline;
+  std::uint64_t attempt = 0;
+  bool running = false;
+  SystemClock::time_point started_wall{};
+  SteadyClock::time_point started_steady{};
+  // A reload that lands while an attempt runs is applied when it ends.
+  std::shared_ptr<const CheckConfig> next_check;
+  std::shared_ptr<const ServiceConfig> next_service;
+  std::unique_ptr<Probe> next_probe;
+  bool retired = false;
+};
+
+namespace {
+
+// A completion later than the deadline by this much is ignored; a small grace
+// lets a probe that stops at the deadline by itself report its own, more
+// precise timeout detail (which phase it was in).
+constexpr auto kDeadlineGrace = std::chrono::milliseconds(30);
+
+std::string describeDuration(Duration d) {
+  if (d.count() % 1000 == 0) return fmt::format("{}s", d.count() / 1000);
+  return fmt::format("{}ms", d.count());
+}
+
+}  // namespace
+
+Engine::Engine(boost::asio::io_context& io, std::shared_ptr<prometheus::Registry> self,
+               ProbeFactory factory)
+    : io_(io),
+      self_(std::move(self)),
+      curl_(std::make_unique<CurlDriver>(io)),
+      ctx_(std::make_unique<ProbeContext>(ProbeContext{io, *curl_, ""})),
+      factory_(std::move(factory)),
+      scheduler_(4096, SteadyClock::now()),
+      wake_timer_(io) {
+  if (!factory_) {
+    factory_ = [this](const CheckConfig& c) { return makeProbe(*ctx_, c); };
+  }
+  self_stats_.started = SystemClock::now();
+  auto& lag = prometheus::BuildHistogram()
+                  .Name("vigie_scheduler_lag_seconds")
+                  .Help("Delay between a probe's scheduled start and its actual start "
+                        "(waiting for a free slot included). High values mean vigie is "
+                        "overloaded, not that targets are slow.")
+                  .Register(*self_);
+  lag_ = &lag.Add({}, prometheus::Histogram::BucketBoundaries{
+                          0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                          2.5, 5, 10});
+  auto& results = prometheus::BuildCounter()
+                      .Name("vigie_probes_total")
+                      .Help("Probe attempts completed, by result (ok, warn, fail).")
+                      .Register(*self_);
+  for (int s = 0; s < 3; ++s) {
+    results_[s] = &results.Add({{"result", std::string(statusName(static_cast<Status>(s)))}});
+  }
+  late_results_ = &prometheus::BuildCounter()
+                       .Name("vigie_probe_late_completions_total")
+                       .Help("Probe completions that arrived after their check had timed out "
+                             "and were ignored.")
+                       .Register(*self_)
+                       .Add({});
+  internal_errors_ = &prometheus::BuildCounter()
+                          .Name("vigie_internal_errors_total")
+                          .Help("Faults inside vigie itself (a probe that threw, ...).")
+                          .Register(*self_)
+                          .Add({});
+  skipped_ = &prometheus::BuildCounter()
+                  .Name("vigie_probes_skipped_total")
+                  .Help("Scheduled turns skipped because the check's previous attempt was "
+                        "still running or waiting for a slot, or vigie was behind.")
+                  .Register(*self_)
+                  .Add({});
+}
+
+Engine::~Engine() { stop(); }
+
+ProbeContext& Engine::probeContext() { return *ctx_; }
+
+Scheduler::Id Engine::allocateId() {
+  for (Scheduler::Id i = 0; i < sessions_.size(); ++i) {
+    if (!sessions_[i]) return i;
+  }
+  sessions_.emplace_back();
+  return static_cast<Scheduler::Id>(sessions_.size() - 1);
+}
+
+void Engine::apply(std::shared_ptr<const Config> config) {
+  if (!config) throw std::invalid_argument("no configuration");
+  ctx_->location = config->location;
+
+  // Build every probe first: a failure here leaves the running config untouched.
+  struct Planned {
+    std::shared_ptr<const CheckConfig> check;
+    std::shared_ptr<const ServiceConfig> service;
+    std::unique_ptr<Probe> probe;
+  };
+  std::vector<Planned> planned;
+  for (const auto& svc : config->services) {
+    std::shared_ptr<const ServiceConfig> service(config, &svc);
+    for (const auto& chk : svc.checks) {
+      std::shared_ptr<const CheckConfig> check(config, &chk);
+      std::unique_ptr<Probe> probe;
+      try {
+        probe = factory_(chk);
+      } catch (const std::exception& e) {
+        throw std::invalid_argument(fmt::format("{}: {}", chk.key, e.what()));
+      }
+      planned.push_back(Planned{std::move(check), service, std::move(probe)});
+    }
+  }
+
+  const auto now = SteadyClock::now();
+  scheduler_.setMaxInFlight(static_cast<std::size_t>(config->max_in_flight));
+  std::unordered_map<std::string, Scheduler::Id> old_keys;
+  old_keys.swap(by_key_);
+  order_.clear();
+  order_.reserve(planned.size());
+  for (auto& p : planned) {
+    auto it = old_keys.find(p.check->key);
+    if (it != old_keys.end()) {
+      Session& s = *sessions_[it->second];
+      const bool same_kind = s.check->spec.index() == p.check->spec.index();
+      const bool same_interval = s.check->interval == p.check->interval;
+      if (!same_kind) {
+        auto fresh = std::make_shared<CheckStatus>();
+        fresh->check = p.check;
+        fresh->service = p.service;
+        s.status = std::move(fresh);
+      }
+      if (s.running) {
+        s.next_check = p.check;
+        s.next_service = p.service;
+        s.next_probe = std::move(p.probe);
+      } else {
+        s.check = p.check;
+        s.service = p.service;
+        s.probe = std::move(p.probe);
+      }
+      if (same_kind) {
+        auto st = std::make_shared<CheckStatus>(*s.status);
+        st->check = p.check;
+        st->service = p.service;
+        s.status = std::move(st);
+      }
+      if (!same_interval) scheduler_.add(s.id, p.check->key, p.check->interval, now);
+      by_key_[p.check->key] = s.id;
+      order_.push_back(s.id);
+      old_keys.erase(it);
+      continue;
+    }
+    const auto id = allocateId();
+    auto s = std::make_unique<Session>(io_, id);
+    s->check = p.check;
+    s->service = p.service;
+    s->probe = std::move(p.probe);
+    auto st = std::make_shared<CheckStatus>();
+    st->check = p.check;
+    st->service = p.service;
+    s->status = std::move(st);
+    sessions_[id] = std::move(s);
+    scheduler_.add(id, p.check->key, p.check->interval, now);
+    by_key_[p.check->key] = id;
+    order_.push_back(id);
+  }
+  // What is left was removed from the config.
+  for (auto& [key, id] : old_keys) {
+    scheduler_.remove(id);
+    Session& s = *sessions_[id];
+    if (s.running) {
+      s.retired = true;  // its result is dropped; the slot frees when it ends
+    } else {
+      sessions_[id].reset();
+    }
+  }
+  config_ = std::move(config);
+  cached_.reset();
+  armWake();
+}
+
+void Engine::noteReload(bool ok, const std::string& file) {
+  self_stats_.config_file = file;
+  self_stats_.config_last_reload_successful = ok;
+  ++self_stats_.config_reloads_total;
+  if (ok) {
+    self_stats_.config_last_reload_success = SystemClock::now();
+  } else {
+    ++self_stats_.config_reload_failures_total;
+  }
+  cached_.reset();
+}
+
+void Engine::armWake() {
+  if (stopped_) return;
+  auto next = scheduler_.nextWake();
+  if (!next) return;
+  if (armed_at_ && *armed_at_ <= *next) return;  // an earlier wake is already set
+  armed_at_ = *next;
+  wake_timer_.expires_at(*next == SteadyClock::time_point::min() ? SteadyClock::now() : *next);
+  wake_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopped_) return;
+    armed_at_.reset();
+    wake();
+  });
+}
+
+void Engine::wake() {
+  const auto now = SteadyClock::now();
+  starts_.clear();
+  scheduler_.poll(now, starts_);
+  for (const auto& st : starts_) {
+    Session* s = sessions_[st.id].get();
+    if (!s) {
+      scheduler_.finished(st.id);
+      continue;
+    }
+    lag_->Observe(std::chrono::duration<double>(now - st.scheduled).count());
+    startProbe(*s, st.scheduled);
+  }
+  const auto skipped = scheduler_.skipped();
+  if (skipped > skipped_reported_) {
+    skipped_->Increment(static_cast<double>(skipped - skipped_reported_));
+    skipped_reported_ = skipped;
+  }
+  armWake();
+}
+
+void Engine::startProbe(Session& s, SteadyClock::time_point) {
+  s.running = true;
+  const auto attempt = ++s.attempt;
+  s.started_wall = SystemClock::now();
+  s.started_steady = SteadyClock::now();
+  const auto deadline = s.started_steady + s.check->timeout;
+  const auto id = s.id;
+  s.deadline.expires_at(deadline + kDeadlineGrace);
+  s.deadline.async_wait([this, id, attempt](const boost::system::error_code& ec) {
+    if (ec) return;
+    Session* sp = id < sessions_.size() ? sessions_[id].get() : nullptr;
+    if (!sp || !sp->running || sp->attempt != attempt) return;
+    sp->probe->cancel();
+    complete(id, attempt,
+             Result::failure(Reason::timeout,
+                             fmt::format("no result within the timeout of {}",
+                                         describeDuration(sp->check->timeout))));
+  });
+  try {
+    // complete() is safe inside the probe's own callback, even a synchronous one:
+    // it never destroys the probe on the stack (see complete()).
+    s.probe->start(deadline, [this, id, attempt](Result r) {
+      complete(id, attempt, std::move(r));
+    });
+  } catch (const std::exception& e) {
+    internal_errors_->Increment();
+    spdlog::error("check {}: probe threw: {}", s.check->key, e.what());
+    complete(id, attempt, Result::failure(Reason::internal, e.what()));
+  }
+}
+
+void Engine::complete(Scheduler::Id id, std::uint64_t attempt, Result result) {
+  Session* s = id < sessions_.size() ? sessions_[id].get() : nullptr;
+  if (!s || !s->running || s->attempt != attempt) {
+    late_results_->Increment();
+    return;
+  }
+  s->running = false;
+  s->deadline.cancel();
+  scheduler_.finished(id);
+
+  if (s->retired) {
+    // Removed by a reload while it ran: drop it, and never inside the probe's own
+    // callback (the probe is still on the stack).
+    auto owned = std::move(sessions_[id]);
+    boost::asio::post(io_, [owned = std::shared_ptr<Session>(std::move(owned))] {});
+    armWake();
+    return;
+  }
+
+  if (result.started == SystemClock::time_point{}) result.started = s->started_wall;
+  if (result.duration <= 0) {
+    result.duration = std::chrono::duration<double>(SteadyClock::now() - s->started_steady).count();
+  }
+  results_[static_cast<int>(result.status)]->Increment();
+
+  const auto prev_state = s->status->state;
+  auto next = applyResult(*s->status, std::move(result),
+                          Thresholds{s->check->failure_threshold, s->check->success_threshold});
+  if (next->state != prev_state) {
+    const auto& last = *next->last;
+    if (last.status == Status::ok) {
+      spdlog::info("check {}: {} -> {}", s->check->key, checkStateName(prev_state),
+                   checkStateName(next->state));
+    } else {
+      spdlog::warn("check {}: {} -> {} ({}: {})", s->check->key, checkStateName(prev_state),
+                   checkStateName(next->state),
+                   last.status == Status::warn ? "health_warn" : reasonName(last.reason),
+                   last.detail);
+    }
+  }
+  s->status = std::move(next);
+  cached_.reset();
+  if (on_result) on_result(*s->status);
+
+  if (s->next_probe) {
+    // The probe that just finished may still be on the stack: free it later.
+    boost::asio::post(io_, [old = std::shared_ptr<Probe>(std::move(s->probe))] {});
+    s->probe = std::move(s->next_probe);
+    s->check = std::move(s->next_check);
+    s->service = std::move(s->next_service);
+  }
+  // A slot freed: start whoever waits for one.
+  if (scheduler_.waiting() > 0) {
+    boost::asio::post(io_, [this] {
+      if (!stopped_) wake();
+    });
+  }
+}
+
+std::shared_ptr<const Snapshot> Engine::snapshot() {
+  if (cached_ && cached_->self.probes_in_flight == scheduler_.inFlight()) return cached_;
+  auto snap = std::make_shared<Snapshot>();
+  snap->config = config_;
+  snap->checks.reserve(order_.size());
+  for (auto id : order_) snap->checks.push_back(sessions_[id]->status);
+  snap->self = self_stats_;
+  snap->self.probes_in_flight = scheduler_.inFlight();
+  snap->self.probes_waiting = scheduler_.waiting();
+  cached_ = snap;
+  return cached_;
+}
+
+void Engine::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  wake_timer_.cancel();
+  for (auto& s : sessions_) {
+    if (!s) continue;
+    s->deadline.cancel();
+    if (s->running && s->probe) s->probe->cancel();
+    s->running = false;
+  }
+}
+
+}  // namespace vigie

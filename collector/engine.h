@@ -1,0 +1,107 @@
+#pragma once
+/// \file
+/// The collector: owns every check session, drives the scheduler from one Asio
+/// timer, applies results to check states and publishes snapshots. Everything
+/// here runs on the one loop thread that runs the io_context: no locks.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "collector/check_state.h"
+#include "collector/config.h"
+#include "collector/scheduler.h"
+#include "collector/snapshot.h"
+#include "probes/probe.h"
+
+namespace prometheus {
+class Registry;
+class Histogram;
+class Counter;
+class Gauge;
+}  // namespace prometheus
+
+namespace vigie {
+
+class CurlDriver;
+struct ProbeContext;
+
+class Engine {
+ public:
+  /// Makes the probe of a check; the default uses probes/registry.h.
+  using ProbeFactory = std::function<std::unique_ptr<Probe>(const CheckConfig&)>;
+
+  /// `self` receives vigie's own metrics (scheduler lag, probes per result, ...).
+  Engine(boost::asio::io_context& io, std::shared_ptr<prometheus::Registry> self,
+         ProbeFactory factory = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Applies a configuration, all or nothing: throws std::invalid_argument (and
+  /// changes nothing) when a check's probe cannot be built. Checks whose key and
+  /// kind are unchanged keep their state and history; a check running during the
+  /// change finishes its attempt (its result is kept) and then uses the new config.
+  /// Loop thread only.
+  void apply(std::shared_ptr<const Config> config);
+
+  /// Records the outcome of a reload for vigie_config_* metrics and the API.
+  void noteReload(bool ok, const std::string& file);
+
+  /// The current view; cheap (a pointer copy per check), cached until the next change.
+  std::shared_ptr<const Snapshot> snapshot();
+
+  /// True once a config is applied and its checks are scheduled.
+  bool ready() const { return config_ != nullptr; }
+
+  /// Cancels every probe and timer so io_context::run() can return.
+  void stop();
+
+  std::shared_ptr<prometheus::Registry> selfRegistry() const { return self_; }
+  ProbeContext& probeContext();
+  std::shared_ptr<const Config> config() const { return config_; }
+
+  /// Test hook: called after each result is applied (loop thread).
+  std::function<void(const CheckStatus&)> on_result;
+
+ private:
+  struct Session;
+  void wake();
+  void armWake();
+  void startProbe(Session& s, SteadyClock::time_point scheduled);
+  void complete(Scheduler::Id id, std::uint64_t attempt, Result result);
+  Scheduler::Id allocateId();
+
+  boost::asio::io_context& io_;
+  std::shared_ptr<prometheus::Registry> self_;
+  std::unique_ptr<CurlDriver> curl_;
+  std::unique_ptr<ProbeContext> ctx_;
+  ProbeFactory factory_;
+  Scheduler scheduler_;
+  boost::asio::steady_timer wake_timer_;
+  std::optional<SteadyClock::time_point> armed_at_;
+  bool stopped_ = false;
+
+  std::shared_ptr<const Config> config_;
+  std::vector<std::unique_ptr<Session>> sessions_;  // indexed by Scheduler::Id; null = free
+  std::unordered_map<std::string, Scheduler::Id> by_key_;
+  std::vector<Scheduler::Id> order_;  // config order, for snapshots
+  std::vector<Scheduler::Id> retired_;  // removed by a reload, still running
+  std::shared_ptr<const Snapshot> cached_;
+  SelfStats self_stats_;
+  std::vector<Scheduler::Start> starts_;  // reused buffer
+
+  prometheus::Histogram* lag_ = nullptr;
+  prometheus::Counter* results_[3] = {};
+  prometheus::Counter* late_results_ = nullptr;
+  prometheus::Counter* internal_errors_ = nullptr;
+  prometheus::Counter* skipped_ = nullptr;
+  std::uint64_t skipped_reported_ = 0;
+};
+
+}  // namespace vigie

@@ -1,0 +1,250 @@
+// vigie: the command line. Subcommands: run (default), check-config, probe, demo.
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "collector/config.h"
+#include "collector/curl_driver.h"
+#include "collector/demo.h"
+#include "collector/engine.h"
+#include "collector/log.h"
+#include "collector/probe_cli.h"
+#include "exporters/http_server.h"
+#include "exporters/routes.h"
+#include "probes/registry.h"
+
+#ifndef VIGIE_VERSION
+#define VIGIE_VERSION "dev"
+#endif
+
+namespace vigie {
+namespace {
+
+std::string envOr(const char* name, std::string fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+void printConfigErrors(const ConfigException& e) {
+  for (const auto& err : e.errors()) std::cerr << err.str() << "\n";
+  std::cerr << fmt::format("{} error{} found\n", e.errors().size(),
+                           e.errors().size() == 1 ? "" : "s");
+}
+
+int checkConfig(const std::vector<std::string>& files) {
+  int rc = 0;
+  for (const auto& f : files) {
+    try {
+      auto cfg = loadConfig(f);
+      std::size_t checks = 0;
+      for (const auto& s : cfg->services) {
+        checks += s.checks.size();
+        for (const auto& c : s.checks) {
+          if (!probeKindAvailable(c.spec)) {
+            std::cerr << fmt::format("{}:{}: {}: probe kind \"{}\" is not available in this build\n",
+                                     c.pos.file, c.pos.line, c.key, probeKindName(c.spec));
+            rc = 1;
+          }
+        }
+      }
+      if (rc == 0) {
+        std::cout << fmt::format("{}: ok ({} services, {} checks)\n", f, cfg->services.size(),
+                                 checks);
+      }
+    } catch (const ConfigException& e) {
+      printConfigErrors(e);
+      rc = 1;
+    } catch (const std::exception& e) {
+      std::cerr << f << ": " << e.what() << "\n";
+      rc = 1;
+    }
+  }
+  return rc;
+}
+
+struct RunOptions {
+  std::string config_path;        // empty with demo: the embedded demo config
+  std::string listen;             // overrides config/env when set
+  bool demo = false;
+};
+
+int run(const RunOptions& opts) {
+  std::shared_ptr<const Config> config;
+  try {
+    if (opts.demo && opts.config_path.empty()) {
+      config = parseConfig(std::string(demoConfigText()), "demo.yaml");
+    } else {
+      config = loadConfig(opts.config_path);
+    }
+  } catch (const ConfigException& e) {
+    printConfigErrors(e);
+    return 2;
+  }
+  const std::string listen = !opts.listen.empty() ? opts.listen
+                                                  : envOr("VIGIE_LISTEN", config->listen);
+
+  boost::asio::io_context io(1);
+  auto registry = std::make_shared<prometheus::Registry>();
+  Engine engine(io, registry);
+  HttpServer server(io);
+  try {
+    engine.apply(config);
+    engine.noteReload(true, opts.config_path);
+    server.listen(listen);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot start: {}", e.what());
+    return 2;
+  }
+  registerStandardRoutes(server, [&engine] { return engine.snapshot(); }, *registry,
+                         [&engine] { return engine.ready(); });
+  if (opts.demo) registerDemoRoutes(server);
+
+  std::size_t checks = 0;
+  for (const auto& s : config->services) checks += s.checks.size();
+  spdlog::info("vigie {} listening on {} (port {}), {} services, {} checks, config {}",
+               VIGIE_VERSION, listen, server.port(), config->services.size(), checks,
+               opts.config_path.empty() ? "(demo)" : opts.config_path);
+
+  // Reload: read and validate off the loop (a 50,000-check file takes a while),
+  // then apply on the loop, all or nothing.
+  std::thread reloader;
+  bool reloading = false;
+  boost::asio::signal_set hup(io, SIGHUP);
+  std::function<void()> wait_hup = [&] {
+    hup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      wait_hup();
+      if (opts.config_path.empty()) {
+        spdlog::warn("SIGHUP ignored: the demo runs on its embedded configuration");
+        return;
+      }
+      if (reloading) {
+        spdlog::warn("SIGHUP ignored: a reload is already running");
+        return;
+      }
+      reloading = true;
+      if (reloader.joinable()) reloader.join();
+      reloader = std::thread([&io, &engine, &reloading, path = opts.config_path] {
+        std::shared_ptr<const Config> next;
+        std::string error;
+        try {
+          next = loadConfig(path);
+        } catch (const std::exception& e) {
+          error = e.what();
+        }
+        boost::asio::post(io, [&engine, &reloading, next, error, path] {
+          reloading = false;
+          if (!next) {
+            spdlog::error("reload of {} refused, the running configuration stays:\n{}", path, error);
+            engine.noteReload(false, path);
+            return;
+          }
+          try {
+            engine.apply(next);
+            engine.noteReload(true, path);
+            std::size_t n = 0;
+            for (const auto& s : next->services) n += s.checks.size();
+            spdlog::info("reloaded {}: {} services, {} checks", path, next->services.size(), n);
+          } catch (const std::exception& e) {
+            spdlog::error("reload of {} refused, the running configuration stays: {}", path,
+                          e.what());
+            engine.noteReload(false, path);
+          }
+        });
+      });
+    });
+  };
+  wait_hup();
+
+  boost::asio::signal_set term(io, SIGTERM, SIGINT);
+  term.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: stopping", sig);
+    engine.stop();
+    server.stop();
+    hup.cancel();
+    io.stop();
+  });
+
+  io.run();
+  if (reloader.joinable()) reloader.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace vigie
+
+int main(int argc, char** argv) {
+  using namespace vigie;
+  CLI::App app{"vigie: health-check aggregator. Polls services' health pages, databases, disks "
+               "and public URLs; exports Prometheus metrics, a JSON API and a status page."};
+  app.set_version_flag("--version", std::string("vigie ") + VIGIE_VERSION);
+  app.require_subcommand(0, 1);
+
+  RunOptions run_opts;
+  std::string log_format = envOr("VIGIE_LOG_FORMAT", "text");
+  std::string log_level = envOr("VIGIE_LOG_LEVEL", "info");
+  run_opts.config_path = envOr("VIGIE_CONFIG", "");
+  app.add_option("-c,--config", run_opts.config_path, "configuration file (YAML or JSON); env VIGIE_CONFIG");
+  app.add_option("-l,--listen", run_opts.listen,
+                 "address:port of the HTTP server; env VIGIE_LISTEN; default: the file's `listen`");
+  app.add_option("--log-format", log_format, "text or json; env VIGIE_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error; env VIGIE_LOG_LEVEL");
+
+  std::vector<std::string> check_files;
+  auto* check_cmd = app.add_subcommand("check-config", "validate configuration files and exit (0: valid)");
+  check_cmd->add_option("file", check_files, "files to check")->required();
+
+  ProbeCliOptions probe_opts;
+  auto* probe_cmd = app.add_subcommand("probe", "run one HTTP check now and print the result (exit 0 ok/warn, 1 fail)");
+  addProbeCliOptions(*probe_cmd, probe_opts);
+
+  std::string demo_listen = "127.0.0.1:9877";
+  auto* demo_cmd = app.add_subcommand(
+      "demo", "run vigie on its demo configuration, serving the demo's own sample health pages");
+  demo_cmd->add_option("-l,--listen", demo_listen, "address:port (default 127.0.0.1:9877)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    setupLogging(log_format, log_level);
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << "\n";
+    return 2;
+  }
+
+  if (*check_cmd) return checkConfig(check_files);
+  if (*probe_cmd) return runProbeCli(probe_opts);
+  if (*demo_cmd) {
+    // The demo's targets are vigie's own /demo pages: point them at our address.
+    std::string addr = demo_listen;
+    if (addr.rfind("0.0.0.0:", 0) == 0) addr = "127.0.0.1:" + addr.substr(8);
+    setenv("VIGIE_DEMO_ADDR", addr.c_str(), 1);
+    run_opts.demo = true;
+    run_opts.listen = demo_listen;
+    run_opts.config_path.clear();
+    return run(run_opts);
+  }
+  if (run_opts.config_path.empty()) {
+    std::cerr << "no configuration: use --config FILE (or VIGIE_CONFIG), or `vigie demo`\n"
+              << app.help();
+    return 2;
+  }
+  return run(run_opts);
+}

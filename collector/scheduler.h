@@ -1,0 +1,89 @@
+#pragma once
+/// \file
+/// When each check runs. Pure bookkeeping with time passed in, so it is tested
+/// without a loop; the engine drives it from one Asio timer.
+///
+/// Each check runs every `interval` at a fixed phase inside it (a hash of its
+/// key, as Prometheus spreads scrapes), so 10,000 checks at 30 s start evenly.
+/// At most `max_in_flight` run at once; a due check beyond that waits in a FIFO
+/// and starts as soon as any slot frees (no head-of-line blocking: a slow check
+/// holds one slot for at most its timeout). A check still running or still
+/// waiting when its next turn comes skips that turn (counted), it never piles up.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <queue>
+#include <string_view>
+#include <vector>
+
+#include "probes/probe.h"
+
+namespace vigie {
+
+class Scheduler {
+ public:
+  using Id = std::uint32_t;
+  using TimePoint = SteadyClock::time_point;
+  using Interval = std::chrono::milliseconds;
+
+  /// `epoch` anchors the phases: a check with offset o runs at epoch + o + k*interval.
+  Scheduler(std::size_t max_in_flight, TimePoint epoch);
+
+  /// Fixed offset of a key inside its interval: FNV-1a of the key modulo interval.
+  static Interval offsetFor(std::string_view key, Interval interval);
+
+  /// Adds (or re-adds, with a new interval) a check; it first runs at its next phase
+  /// slot at or after `now`. Ids are small integers chosen by the caller.
+  void add(Id id, std::string_view key, Interval interval, TimePoint now);
+  /// Forgets a check. If it is running, its slot is freed only by finished().
+  void remove(Id id);
+  void setMaxInFlight(std::size_t n) { max_in_flight_ = n == 0 ? 1 : n; }
+
+  struct Start {
+    Id id;
+    TimePoint scheduled;  // when it should have started: lag = now - scheduled
+  };
+  /// Moves every check due at `now` to running (within the in-flight bound) and
+  /// appends them to `out`.
+  void poll(TimePoint now, std::vector<Start>& out);
+  /// A running check has finished: frees its slot. Call poll() after it.
+  void finished(Id id);
+
+  /// When poll() next has something to do; nullopt when nothing is scheduled.
+  std::optional<TimePoint> nextWake() const;
+
+  std::size_t inFlight() const { return in_flight_; }
+  std::size_t waiting() const { return waiting_.size(); }
+  std::uint64_t skipped() const { return skipped_; }
+  bool running(Id id) const { return id < entries_.size() && entries_[id].running; }
+
+ private:
+  struct Entry {
+    Interval interval{0};
+    TimePoint next_due{};
+    std::uint32_t generation = 0;  // bumps on add/remove: stale heap items are ignored
+    bool alive = false;
+    bool running = false;
+    bool waiting = false;
+  };
+  struct Due {
+    TimePoint at;
+    Id id;
+    std::uint32_t generation;
+    bool operator>(const Due& o) const { return at > o.at; }
+  };
+
+  void startOrQueue(Id id, TimePoint scheduled, TimePoint now, std::vector<Start>& out);
+
+  std::size_t max_in_flight_;
+  TimePoint epoch_;
+  std::vector<Entry> entries_;
+  std::priority_queue<Due, std::vector<Due>, std::greater<>> heap_;
+  std::deque<std::pair<Id, TimePoint>> waiting_;  // FIFO of (id, scheduled)
+  std::size_t in_flight_ = 0;
+  std::uint64_t skipped_ = 0;
+};
+
+}  // namespace vigie

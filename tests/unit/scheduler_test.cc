@@ -1,0 +1,145 @@
+// The scheduler with time passed in by hand: spreading, bounding, skipping.
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "collector/scheduler.h"
+
+namespace vigie {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+const SteadyClock::time_point kEpoch{seconds(1000)};
+
+TEST(Scheduler, OffsetIsStableAndInsideTheInterval) {
+  const auto a = Scheduler::offsetFor("obsportal/health", milliseconds(30000));
+  EXPECT_EQ(a, Scheduler::offsetFor("obsportal/health", milliseconds(30000)));
+  EXPECT_GE(a.count(), 0);
+  EXPECT_LT(a.count(), 30000);
+  EXPECT_NE(a, Scheduler::offsetFor("obsportal/database", milliseconds(30000)));
+}
+
+TEST(Scheduler, SpreadsTenThousandChecksEvenly) {
+  Scheduler s(100000, kEpoch);
+  for (Scheduler::Id i = 0; i < 10000; ++i) {
+    s.add(i, fmt::format("service-{}/health", i), milliseconds(30000), kEpoch);
+  }
+  // Walk one interval in 1 s steps and count starts per second.
+  std::vector<Scheduler::Start> out;
+  std::vector<std::size_t> per_second;
+  for (int sec = 1; sec <= 30; ++sec) {
+    out.clear();
+    s.poll(kEpoch + seconds(sec) - milliseconds(1), out);
+    per_second.push_back(out.size());
+    for (const auto& st : out) s.finished(st.id);
+  }
+  std::size_t total = 0;
+  for (auto n : per_second) total += n;
+  EXPECT_EQ(total, 10000u);
+  const auto [lo, hi] = std::minmax_element(per_second.begin(), per_second.end());
+  // 333 per second on average; an even hash keeps every second within 25 %.
+  EXPECT_GT(*lo, 250u) << "busiest second " << *hi;
+  EXPECT_LT(*hi, 420u) << "quietest second " << *lo;
+}
+
+TEST(Scheduler, EachCheckRunsOncePerInterval) {
+  Scheduler s(100, kEpoch);
+  s.add(0, "a/b", milliseconds(1000), kEpoch);
+  std::vector<Scheduler::Start> out;
+  std::map<Scheduler::Id, int> runs;
+  for (int ms = 0; ms <= 10000; ms += 10) {
+    out.clear();
+    s.poll(kEpoch + milliseconds(ms), out);
+    for (const auto& st : out) {
+      ++runs[st.id];
+      EXPECT_LE(kEpoch + milliseconds(ms) - st.scheduled, milliseconds(10));
+      s.finished(st.id);
+    }
+  }
+  EXPECT_GE(runs[0], 10);
+  EXPECT_LE(runs[0], 11);
+}
+
+TEST(Scheduler, BoundsInFlightAndStartsWaitersInOrder) {
+  Scheduler s(10, kEpoch);
+  for (Scheduler::Id i = 0; i < 100; ++i) s.add(i, fmt::format("s/{}", i), milliseconds(60000), kEpoch);
+  std::vector<Scheduler::Start> out;
+  s.poll(kEpoch + milliseconds(60000), out);  // everyone is due
+  ASSERT_EQ(out.size(), 10u);
+  EXPECT_EQ(s.inFlight(), 10u);
+  EXPECT_EQ(s.waiting(), 90u);
+  // Waiters are queued in due order: the next to start is the earliest due.
+  auto first_scheduled_waiting = out.back().scheduled;
+  s.finished(out[3].id);
+  out.clear();
+  s.poll(kEpoch + milliseconds(60001), out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_GE(out[0].scheduled, first_scheduled_waiting);
+  EXPECT_EQ(s.inFlight(), 10u);
+  EXPECT_EQ(s.waiting(), 89u);
+  // nextWake says "now" while a slot is free and someone waits.
+  s.finished(out[0].id);
+  ASSERT_TRUE(s.nextWake());
+  EXPECT_EQ(*s.nextWake(), SteadyClock::time_point::min());
+}
+
+TEST(Scheduler, ASlowCheckDoesNotBlockOthers) {
+  // One slot held by a slow check for its whole timeout; the others share the rest.
+  Scheduler s(2, kEpoch);
+  s.add(0, "slow/check", milliseconds(1000), kEpoch);
+  for (Scheduler::Id i = 1; i <= 5; ++i) s.add(i, fmt::format("fast/{}", i), milliseconds(1000), kEpoch);
+  std::vector<Scheduler::Start> out;
+  std::map<Scheduler::Id, int> runs;
+  bool slow_running = false;
+  for (int ms = 0; ms <= 5000; ms += 5) {
+    out.clear();
+    s.poll(kEpoch + milliseconds(ms), out);
+    for (const auto& st : out) {
+      ++runs[st.id];
+      if (st.id == 0) {
+        slow_running = true;
+      } else {
+        s.finished(st.id);  // fast checks finish at once
+      }
+    }
+  }
+  EXPECT_TRUE(slow_running);
+  EXPECT_EQ(runs[0], 1);  // still running: its later turns are skipped, not queued
+  for (Scheduler::Id i = 1; i <= 5; ++i) EXPECT_GE(runs[i], 5) << i;
+  EXPECT_GE(s.skipped(), 4u);
+}
+
+TEST(Scheduler, RemovedChecksStopRunning) {
+  Scheduler s(10, kEpoch);
+  s.add(0, "a/b", milliseconds(100), kEpoch);
+  s.add(1, "a/c", milliseconds(100), kEpoch);
+  s.remove(0);
+  std::vector<Scheduler::Start> out;
+  for (int ms = 0; ms <= 1000; ms += 10) {
+    s.poll(kEpoch + milliseconds(ms), out);
+    for (const auto& st : out) s.finished(st.id);
+  }
+  for (const auto& st : out) EXPECT_EQ(st.id, 1u);
+  EXPECT_FALSE(out.empty());
+}
+
+TEST(Scheduler, FallingBehindDropsMissedTurns) {
+  Scheduler s(10, kEpoch);
+  s.add(0, "a/b", milliseconds(100), kEpoch);
+  std::vector<Scheduler::Start> out;
+  s.poll(kEpoch + seconds(10), out);  // vigie was stalled for 10 s
+  ASSERT_EQ(out.size(), 1u);
+  s.finished(0);
+  out.clear();
+  s.poll(kEpoch + seconds(10), out);
+  EXPECT_TRUE(out.empty());  // no burst of 100 catch-up runs
+  EXPECT_GE(s.skipped(), 90u);
+}
+
+}  // namespace
+}  // namespace vigie
