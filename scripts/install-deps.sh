@@ -14,7 +14,7 @@ if [[ "${1:-}" == "--runtime-only" ]]; then
   packages=(build-essential cmake ninja-build ccache pkg-config
     libboost1.81-all-dev libboost-json1.81-dev libboost-url1.81-dev
     libcurl4-openssl-dev prometheus-cpp-dev libpqxx-dev libfmt-dev libyaml-cpp-dev
-    libspdlog-dev libcli11-dev libssl-dev curl ca-certificates)
+    libspdlog-dev libcli11-dev libssl-dev libgtest-dev libgmock-dev curl ca-certificates)
 fi
 
 missing=()
