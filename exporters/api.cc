@@ -1,0 +1,219 @@
+#include "exporters/api.h"
+
+#include <array>
+#include <chrono>
+#include <variant>
+
+#include <boost/json.hpp>
+
+#include "exporters/json_util.h"
+
+namespace vigie {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::size_t kMaxText = 4096;
+
+json::value text(std::string_view s) { return json::string(sanitizeUtf8(s, kMaxText)); }
+
+json::value timeOrNull(SystemClock::time_point tp) {
+  if (tp == SystemClock::time_point{}) return nullptr;
+  return json::string(formatRfc3339(tp));
+}
+
+json::value reasonOrNull(Reason r) {
+  if (r == Reason::none) return nullptr;
+  return json::string(reasonName(r));
+}
+
+double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+// What the check points at, for a human; never a secret (no DSN, no token,
+// no user:password in URLs).
+json::value targetOf(const ProbeSpec& spec) {
+  return std::visit(
+      [](const auto& s) -> json::value {
+        using T = std::decay_t<decltype(s)>;
+        if constexpr (std::is_same_v<T, HttpSpec> || std::is_same_v<T, IngressSpec>) {
+          return text(stripUrlUserinfo(s.url));
+        } else if constexpr (std::is_same_v<T, TcpSpec>) {
+          return text(s.address);
+        } else if constexpr (std::is_same_v<T, DiskSpec>) {
+          return text(s.path);
+        } else {
+          return nullptr;
+        }
+      },
+      spec);
+}
+
+json::object resultJson(const Result& r) {
+  json::object o;
+  o.reserve(16);
+  o["at"] = timeOrNull(r.started);
+  o["status"] = statusName(r.status);
+  o["reason"] = reasonOrNull(r.reason);
+  o["detail"] = text(r.detail);
+  o["duration_seconds"] = r.duration;
+  o["http_status"] = r.http_status;
+  o["phases"] = json::object{{"resolve", r.phases.resolve},
+                             {"connect", r.phases.connect},
+                             {"tls", r.phases.tls},
+                             {"processing", r.phases.processing},
+                             {"transfer", r.phases.transfer}};
+  if (r.cert_expiry) {
+    const auto tp = SystemClock::time_point(std::chrono::duration_cast<SystemClock::duration>(
+        std::chrono::duration<double>(*r.cert_expiry)));
+    o["cert_expiry"] = formatRfc3339(tp);
+  }
+  json::array conditions;
+  conditions.reserve(r.conditions.size());
+  for (const auto& c : r.conditions) {
+    conditions.push_back(json::object{{"name", text(c.name)}, {"ok", c.ok}, {"detail", text(c.detail)}});
+  }
+  o["conditions"] = std::move(conditions);
+  json::array components;
+  components.reserve(r.components.size());
+  for (const auto& c : r.components) {
+    components.push_back(json::object{
+        {"name", text(c.name)}, {"status", statusName(c.status)}, {"detail", text(c.detail)}});
+  }
+  o["components"] = std::move(components);
+  o["version"] = r.version.empty() ? json::value(nullptr) : text(r.version);
+  json::object info;
+  for (const auto& [k, v] : r.info) info[sanitizeUtf8(k, 256)] = text(v);
+  o["info"] = std::move(info);
+  return o;
+}
+
+bool parseStates(std::string_view list, std::array<bool, 4>& keep) {
+  keep.fill(false);
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    const std::string_view name = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    bool known = false;
+    for (CheckState s : {CheckState::unknown, CheckState::up, CheckState::degraded,
+                         CheckState::down}) {
+      if (checkStateLabel(s) == name) {
+        keep[static_cast<std::size_t>(s)] = true;
+        known = true;
+      }
+    }
+    if (!known) return false;
+  }
+  return true;
+}
+
+void noStore(HttpResponse& res) { res.headers.emplace_back("Cache-Control", "no-store"); }
+
+}  // namespace
+
+json::object checkJson(const CheckStatus& c) {
+  json::object o;
+  o.reserve(24);
+  const CheckConfig* cfg = c.check.get();
+  const ServiceConfig* svc = c.service.get();
+  o["key"] = cfg ? text(cfg->key) : json::value(nullptr);
+  o["service"] = svc ? text(svc->name) : json::value(nullptr);
+  o["check"] = cfg ? text(cfg->name) : json::value(nullptr);
+  o["group"] = svc ? text(svc->group) : json::value(nullptr);
+  o["kind"] = cfg ? json::value(json::string(probeKindLabel(cfg->spec))) : json::value(nullptr);
+  o["target"] = cfg ? targetOf(cfg->spec) : json::value(nullptr);
+  o["critical"] = cfg ? cfg->critical : true;
+  o["state"] = checkStateLabel(c.state);
+  o["pending"] = c.pending;
+  o["reason"] = c.last ? reasonOrNull(c.last->reason) : json::value(nullptr);
+  o["detail"] = c.last ? text(c.last->detail) : json::value(nullptr);
+  o["consecutive_failures"] = c.consecutive_failures;
+  o["consecutive_successes"] = c.consecutive_successes;
+  o["last_result"] = c.last ? json::value(resultJson(*c.last)) : json::value(nullptr);
+  o["last_change"] = timeOrNull(c.last_change);
+  o["last_success"] = timeOrNull(c.last_success);
+  o["last_failure"] = timeOrNull(c.last_failure);
+  o["last_failure_reason"] =
+      c.last_failure_result ? reasonOrNull(c.last_failure_result->reason) : json::value(nullptr);
+  o["last_failure_detail"] =
+      c.last_failure_result ? text(c.last_failure_result->detail) : json::value(nullptr);
+  json::array recent;
+  recent.reserve(c.recent.size());
+  for (const ResultSummary& s : c.recent) {
+    recent.push_back(json::object{{"at", timeOrNull(s.at)},
+                                  {"status", statusName(s.status)},
+                                  {"reason", reasonOrNull(s.reason)},
+                                  {"duration_seconds", static_cast<double>(s.duration)}});
+  }
+  o["recent"] = std::move(recent);
+  o["interval_seconds"] = cfg ? seconds(cfg->interval) : 0.0;
+  o["timeout_seconds"] = cfg ? seconds(cfg->timeout) : 0.0;
+  o["results_total"] = json::object{{"ok", c.results_total[0]},
+                                    {"warn", c.results_total[1]},
+                                    {"fail", c.results_total[2]}};
+  o["state_changes"] = c.state_changes;
+  return o;
+}
+
+bool checksDocument(const Snapshot& snap, std::string_view states, SystemClock::time_point now,
+                    std::string& out) {
+  std::array<bool, 4> keep{true, true, true, true};
+  if (!states.empty() && !parseStates(states, keep)) return false;
+  // Serialized one check at a time: the whole document never exists as a tree.
+  std::string doc;
+  doc.reserve(snap.checks.size() * 1024 + 64);
+  doc.append("{\"checks\":[");
+  bool first = true;
+  for (const auto& c : snap.checks) {
+    if (!c || !keep[static_cast<std::size_t>(c->state)]) continue;
+    if (!first) doc.push_back(',');
+    first = false;
+    doc.append(json::serialize(checkJson(*c)));
+  }
+  doc.append("],\"generated_at\":");
+  doc.append(json::serialize(json::value(json::string(formatRfc3339(now)))));
+  doc.append("}\n");
+  out = std::move(doc);
+  return true;
+}
+
+void handleChecksList(const Snapshot* snap, const HttpRequest& req, HttpResponse& res) {
+  noStore(res);
+  const std::string* state = req.param("state");
+  const std::string_view states = state ? std::string_view(*state) : std::string_view{};
+  const Snapshot empty;
+  if (!checksDocument(snap ? *snap : empty, states, SystemClock::now(), res.body)) {
+    res.jsonError(400, "unknown state in ?state=", {{"state", std::string(states)},
+                                                    {"allowed", "unknown,up,degraded,down"}});
+    return;
+  }
+  res.status = 200;
+  res.content_type = "application/json";
+}
+
+void handleCheckOne(const Snapshot* snap, const HttpRequest& req, HttpResponse& res) {
+  noStore(res);
+  std::string_view rest = req.path;
+  if (rest.substr(0, kChecksPath.size()) == kChecksPath) rest.remove_prefix(kChecksPath.size());
+  if (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos || rest.find('/', slash + 1) != std::string_view::npos) {
+    res.jsonError(404, "not found", {{"path", std::string(req.path)}});
+    return;
+  }
+  const std::string service = percentDecode(rest.substr(0, slash));
+  const std::string check = percentDecode(rest.substr(slash + 1));
+  if (snap) {
+    for (const auto& c : snap->checks) {
+      if (c && c->check && c->service && c->service->name == service && c->check->name == check) {
+        res.status = 200;
+        res.content_type = "application/json";
+        res.body = json::serialize(checkJson(*c));
+        res.body.push_back('\n');
+        return;
+      }
+    }
+  }
+  res.jsonError(404, "unknown check", {{"service", service}, {"check", check}});
+}
+
+}  // namespace vigie

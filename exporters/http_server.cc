@@ -1,0 +1,437 @@
+#include "exporters/http_server.h"
+
+#include <algorithm>
+#include <charconv>
+#include <optional>
+#include <stdexcept>
+#include <unordered_set>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+#include "exporters/json_util.h"
+
+namespace vigie {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using RawRequest = http::request<http::string_body>;
+
+namespace {
+
+struct Route {
+  http::verb method;
+  std::string path;  // without the trailing '*' for prefixes
+  bool prefix = false;
+  HttpHandler handler;
+  HttpAsyncHandler async_handler;
+};
+
+std::vector<std::pair<std::string, std::string>> parseQuery(std::string_view q) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!q.empty()) {
+    const auto amp = q.find('&');
+    const std::string_view item = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+    if (item.empty()) continue;
+    const auto eq = item.find('=');
+    if (eq == std::string_view::npos) {
+      out.emplace_back(percentDecode(item, true), std::string{});
+    } else {
+      out.emplace_back(percentDecode(item.substr(0, eq), true),
+                       percentDecode(item.substr(eq + 1), true));
+    }
+  }
+  return out;
+}
+
+tcp::endpoint parseListenAddress(const std::string& host_port) {
+  const auto colon = host_port.rfind(':');
+  if (colon == std::string::npos) {
+    throw std::runtime_error("listen address \"" + host_port + "\" is not host:port");
+  }
+  std::string host = host_port.substr(0, colon);
+  const std::string port_text = host_port.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) host = "0.0.0.0";
+  unsigned port = 0;
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535 ||
+      port_text.empty()) {
+    throw std::runtime_error("listen address \"" + host_port + "\": bad port");
+  }
+  boost::system::error_code aec;
+  const auto address = asio::ip::make_address(host, aec);
+  if (aec) {
+    throw std::runtime_error("listen address \"" + host_port +
+                             "\": host must be a literal IPv4 or IPv6 address");
+  }
+  return tcp::endpoint(address, static_cast<unsigned short>(port));
+}
+
+std::string jsonBody(const boost::json::object& o) { return boost::json::serialize(o); }
+
+}  // namespace
+
+const std::string* HttpRequest::param(std::string_view name) const {
+  for (const auto& [k, v] : query) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+std::string_view HttpRequest::header(std::string_view name) const {
+  if (raw == nullptr) return {};
+  const auto& req = *static_cast<const RawRequest*>(raw);
+  const auto it = req.find(name);
+  if (it == req.end()) return {};
+  return it->value();
+}
+
+void HttpResponse::jsonError(unsigned code, std::string_view message,
+                             std::vector<std::pair<std::string, std::string>> extra) {
+  boost::json::object o;
+  o["error"] = sanitizeUtf8(message, 1024);
+  for (auto& [k, v] : extra) o[k] = sanitizeUtf8(v, 1024);
+  status = code;
+  content_type = "application/json";
+  body = jsonBody(o);
+  body.push_back('\n');
+}
+
+class Connection;
+
+struct Acceptor {
+  explicit Acceptor(asio::io_context& io) : acceptor(io), retry(io) {}
+  tcp::acceptor acceptor;
+  asio::steady_timer retry;
+  bool paused = false;
+};
+
+struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
+  State(asio::io_context& i, HttpServerOptions o) : io(i), options(std::move(o)) {}
+
+  asio::io_context& io;
+  HttpServerOptions options;
+  std::vector<Route> routes;
+  std::vector<std::shared_ptr<Acceptor>> acceptors;
+  std::unordered_set<Connection*> connections;
+  HttpServerStats stats;
+  bool stopped = false;
+
+  void accept(const std::shared_ptr<Acceptor>& a);
+  void connectionClosed(Connection* c);
+  // Best route for a path: exact first, then the longest prefix. nullptr if none.
+  // `allowed` receives the methods known for that path.
+  const Route* match(std::string_view path, http::verb method, bool* path_known,
+                     std::string* allowed) const;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(std::shared_ptr<HttpServer::State> state, tcp::socket socket)
+      : state_(std::move(state)), stream_(std::move(socket)) {
+    boost::system::error_code ec;
+    const auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) {
+      remote_ = ep.address().is_v6() ? "[" + ep.address().to_string() + "]"
+                                     : ep.address().to_string();
+      remote_ += ":" + std::to_string(ep.port());
+    }
+    state_->connections.insert(this);
+    ++state_->stats.connections_total;
+    state_->stats.connections_open = state_->connections.size();
+  }
+
+  ~Connection() { state_->connectionClosed(this); }
+
+  void start() { read(); }
+
+  // Closes the socket; pending operations complete with operation_aborted.
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(state_->options.max_header_bytes));
+    parser_->body_limit(state_->options.max_body_bytes);
+    stream_.expires_after(state_->options.read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->onRead(ec);
+                     });
+  }
+
+  void onRead(beast::error_code ec) {
+    if (closed_) return;
+    if (ec) {
+      if (ec == http::error::header_limit) {
+        HttpResponse r;
+        r.jsonError(431, "request header too large");
+        ++state_->stats.rejected;
+        return send(std::move(r), 11, /*head=*/false, /*keep_alive=*/false);
+      }
+      if (ec == http::error::body_limit) {
+        HttpResponse r;
+        r.jsonError(413, "request body too large");
+        ++state_->stats.rejected;
+        return send(std::move(r), 11, false, false);
+      }
+      if (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+          ec != http::error::end_of_stream && ec != http::error::partial_message) {
+        HttpResponse r;
+        r.jsonError(400, "bad request");
+        ++state_->stats.rejected;
+        return send(std::move(r), 11, false, false);
+      }
+      // end of stream, timeout (slow or idle client), reset: just close.
+      return close();
+    }
+    dispatch();
+  }
+
+  void dispatch() {
+    ++state_->stats.requests;
+    const RawRequest& raw = parser_->get();
+    HttpRequest req;
+    req.method = raw.method();
+    req.head = raw.method() == http::verb::head;
+    req.target = raw.target();
+    const auto q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string_view::npos) req.query = parseQuery(req.target.substr(q + 1));
+    req.body = raw.body();
+    req.remote = remote_;
+    req.raw = &raw;
+    const unsigned version = raw.version();
+    const bool keep_alive = raw.keep_alive();
+
+    bool path_known = false;
+    std::string allowed;
+    const Route* route = state_->match(req.path, req.method, &path_known, &allowed);
+    HttpResponse res;
+    if (route == nullptr) {
+      ++state_->stats.rejected;
+      if (path_known) {
+        res.jsonError(405, "method not allowed",
+                      {{"method", std::string(raw.method_string())},
+                       {"path", std::string(req.path)}});
+        res.headers.emplace_back("Allow", allowed);
+      } else {
+        res.jsonError(404, "not found", {{"path", std::string(req.path)}});
+      }
+      return send(std::move(res), version, req.head, keep_alive);
+    }
+
+    auto done = std::make_shared<bool>(false);
+    try {
+      if (route->async_handler) {
+        waiting_ = true;
+        const bool head = req.head;
+        route->async_handler(req, [self = shared_from_this(), done, version, head,
+                                   keep_alive](HttpResponse r) {
+          if (*done) return;
+          *done = true;
+          self->waiting_ = false;
+          if (self->closed_) return;
+          self->send(std::move(r), version, head, keep_alive);
+        });
+        return;
+      }
+      route->handler(req, res);
+    } catch (const std::exception& e) {
+      handlerFailed(e.what(), res);
+    } catch (...) {
+      handlerFailed("unknown exception", res);
+    }
+    if (*done) return;  // an async handler answered before throwing
+    // An async handler that threw may still hold `respond`: make it a no-op.
+    *done = true;
+    waiting_ = false;
+    send(std::move(res), version, req.head, keep_alive);
+  }
+
+  void handlerFailed(std::string_view what, HttpResponse& res) {
+    ++state_->stats.handler_errors;
+    if (state_->options.on_handler_error) state_->options.on_handler_error(what);
+    res = HttpResponse{};
+    res.jsonError(500, "internal error");
+  }
+
+  void send(HttpResponse r, unsigned version, bool head, bool keep_alive) {
+    res_ = {};
+    res_.version(version);
+    res_.result(r.status);
+    res_.set(http::field::server, state_->options.server_header);
+    res_.set(http::field::content_type, r.content_type);
+    for (auto& [name, value] : r.headers) res_.set(name, value);
+    res_.keep_alive(keep_alive);
+    if (head) {
+      res_.content_length(r.body.size());
+    } else {
+      res_.body() = std::move(r.body);
+      res_.prepare_payload();
+    }
+    stream_.expires_after(state_->options.write_timeout);
+    http::async_write(stream_, res_,
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->onWrite(ec);
+                      });
+  }
+
+  void onWrite(beast::error_code ec) {
+    if (closed_) return;
+    if (ec || !res_.keep_alive() || state_->stopped) return close();
+    res_ = {};
+    read();
+  }
+
+  std::shared_ptr<HttpServer::State> state_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+  std::string remote_;
+  bool closed_ = false;
+  bool waiting_ = false;
+};
+
+void HttpServer::State::accept(const std::shared_ptr<Acceptor>& a) {
+  if (stopped) return;
+  a->acceptor.async_accept(
+      [self = shared_from_this(), a](boost::system::error_code ec, tcp::socket socket) {
+        if (self->stopped || !a->acceptor.is_open()) return;
+        if (ec) {
+          if (ec == asio::error::operation_aborted) return;
+          // Out of descriptors or similar: retry later rather than spin.
+          a->retry.expires_after(std::chrono::milliseconds(100));
+          a->retry.async_wait([self, a](boost::system::error_code wec) {
+            if (!wec) self->accept(a);
+          });
+          return;
+        }
+        std::make_shared<Connection>(self, std::move(socket))->start();
+        if (self->connections.size() >= self->options.max_connections) {
+          // Resumed by connectionClosed(); meanwhile the kernel backlog holds newcomers.
+          a->paused = true;
+          ++self->stats.accept_pauses;
+          return;
+        }
+        self->accept(a);
+      });
+}
+
+void HttpServer::State::connectionClosed(Connection* c) {
+  connections.erase(c);
+  stats.connections_open = connections.size();
+  if (stopped || connections.size() >= options.max_connections) return;
+  for (auto& a : acceptors) {
+    if (a->paused) {
+      a->paused = false;
+      accept(a);
+    }
+  }
+}
+
+const Route* HttpServer::State::match(std::string_view path, http::verb method, bool* path_known,
+                                      std::string* allowed) const {
+  const Route* best_path = nullptr;
+  for (const auto& r : routes) {
+    if (r.prefix ? path.substr(0, r.path.size()) != r.path : path != r.path) continue;
+    if (best_path == nullptr || (best_path->prefix && !r.prefix) ||
+        (best_path->prefix && r.prefix && r.path.size() > best_path->path.size())) {
+      best_path = &r;
+    }
+  }
+  if (best_path == nullptr) return nullptr;
+  *path_known = true;
+  const Route* found = nullptr;
+  for (const auto& r : routes) {
+    if (r.prefix != best_path->prefix || r.path != best_path->path) continue;
+    if (r.method == method || (method == http::verb::head && r.method == http::verb::get)) {
+      if (found == nullptr || r.method == method) found = &r;
+    }
+    if (!allowed->empty()) allowed->append(", ");
+    allowed->append(http::to_string(r.method));
+    if (r.method == http::verb::get) allowed->append(", HEAD");
+  }
+  return found;
+}
+
+HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options)
+    : state_(std::make_shared<State>(io, std::move(options))) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::listen(const std::string& host_port) {
+  const tcp::endpoint ep = parseListenAddress(host_port);
+  auto a = std::make_shared<Acceptor>(state_->io);
+  boost::system::error_code ec;
+  a->acceptor.open(ep.protocol(), ec);
+  if (!ec) a->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a->acceptor.bind(ep, ec);
+  if (!ec) a->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("cannot listen on " + host_port + ": " + ec.message());
+  state_->stopped = false;
+  state_->acceptors.push_back(a);
+  state_->accept(a);
+}
+
+unsigned short HttpServer::port() const {
+  if (state_->acceptors.empty()) return 0;
+  boost::system::error_code ec;
+  const auto ep = state_->acceptors.back()->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+void HttpServer::route(http::verb method, std::string path, HttpHandler handler) {
+  Route r{method, std::move(path), false, std::move(handler), {}};
+  if (!r.path.empty() && r.path.back() == '*') {
+    r.path.pop_back();
+    r.prefix = true;
+  }
+  state_->routes.push_back(std::move(r));
+}
+
+void HttpServer::routeAsync(http::verb method, std::string path, HttpAsyncHandler handler) {
+  Route r{method, std::move(path), false, {}, std::move(handler)};
+  if (!r.path.empty() && r.path.back() == '*') {
+    r.path.pop_back();
+    r.prefix = true;
+  }
+  state_->routes.push_back(std::move(r));
+}
+
+void HttpServer::stop() {
+  if (state_->stopped) return;
+  state_->stopped = true;
+  for (auto& a : state_->acceptors) {
+    boost::system::error_code ec;
+    a->acceptor.close(ec);
+    a->retry.cancel();
+  }
+  state_->acceptors.clear();
+  // close() never runs completion handlers inline, so the set is stable here.
+  const std::vector<Connection*> open(state_->connections.begin(), state_->connections.end());
+  for (Connection* c : open) c->close();
+}
+
+const HttpServerStats& HttpServer::stats() const { return state_->stats; }
+
+}  // namespace vigie

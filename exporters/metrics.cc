@@ -1,0 +1,464 @@
+#include "exporters/metrics.h"
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <initializer_list>
+#include <sstream>
+#include <unordered_set>
+#include <utility>
+
+#include <prometheus/client_metric.h>
+#include <prometheus/text_serializer.h>
+
+#include "exporters/json_util.h"
+
+namespace vigie {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+constexpr std::size_t kMaxLabelBytes = 256;
+constexpr std::size_t kMaxInfoLabels = 16;
+
+// Family indices, in output order.
+enum Fam : std::size_t {
+  kProbeSuccess,
+  kProbeDuration,
+  kHttpStatus,
+  kHttpPhase,
+  kHttpVersion,
+  kHttpBodyLength,
+  kHttpRedirects,
+  kCertExpiry,
+  kCheckFailure,
+  kCheckState,
+  kCheckPending,
+  kConsecutiveFailures,
+  kLastResultTs,
+  kLastChangeTs,
+  kResultsTotal,
+  kStateChangesTotal,
+  kComponentStatus,
+  kTargetInfo,
+  kConditionSuccess,
+  kProbesInFlight,
+  kProbesWaiting,
+  kReloadOk,
+  kReloadOkTs,
+  kReloadsTotal,
+  kReloadFailuresTotal,
+  kChecks,
+  kStartTime,
+  kBuildInfo,
+  kFamilyCount,
+};
+
+struct FamilySpec {
+  const char* name;
+  const char* help;
+  MetricType type;
+};
+
+constexpr std::array<FamilySpec, kFamilyCount> kFamilies{{
+    {"probe_success", "1 when the last probe succeeded (a warning counts as success), else 0.",
+     MetricType::Gauge},
+    {"probe_duration_seconds", "Duration of the last probe in seconds.", MetricType::Gauge},
+    {"probe_http_status_code", "HTTP status code of the last probe's response, 0 when none.",
+     MetricType::Gauge},
+    {"probe_http_duration_seconds", "Duration of each phase of the last HTTP probe in seconds.",
+     MetricType::Gauge},
+    {"probe_http_version", "HTTP version of the last probe's response (1.0, 1.1, 2).",
+     MetricType::Gauge},
+    {"probe_http_uncompressed_body_length", "Body bytes read by the last HTTP probe.",
+     MetricType::Gauge},
+    {"probe_http_redirects", "Redirects followed by the last HTTP probe.", MetricType::Gauge},
+    {"probe_ssl_earliest_cert_expiry",
+     "Unix time of the earliest certificate expiry seen by the last probe.", MetricType::Gauge},
+    {"vigie_check_failure", "1 for the reason of the last probe's failure; absent when it passed.",
+     MetricType::Gauge},
+    {"vigie_check_state", "Hard state of the check after thresholds: 1 for the current state.",
+     MetricType::Gauge},
+    {"vigie_check_pending",
+     "1 when recent results disagree with the state but have not reached the threshold.",
+     MetricType::Gauge},
+    {"vigie_check_consecutive_failures", "Consecutive failed results of the check.",
+     MetricType::Gauge},
+    {"vigie_check_last_result_timestamp_seconds", "Unix time when the last probe started.",
+     MetricType::Gauge},
+    {"vigie_check_last_state_change_timestamp_seconds",
+     "Unix time of the check's last state change.", MetricType::Gauge},
+    {"vigie_check_results_total", "Probe results of the check by outcome.", MetricType::Counter},
+    {"vigie_check_state_changes_total", "State changes of the check.", MetricType::Counter},
+    {"vigie_health_component_status",
+     "Status of each component reported by a health page: 1 for the current status.",
+     MetricType::Gauge},
+    {"vigie_target_info", "Version and facts reported by the target; the value is always 1.",
+     MetricType::Gauge},
+    {"vigie_condition_success", "1 when the condition held on the last response, else 0.",
+     MetricType::Gauge},
+    {"vigie_probes_in_flight", "Probes running now.", MetricType::Gauge},
+    {"vigie_probes_waiting", "Probes due but held back by max_in_flight.", MetricType::Gauge},
+    {"vigie_config_last_reload_successful", "1 when the last configuration load succeeded.",
+     MetricType::Gauge},
+    {"vigie_config_last_reload_success_timestamp_seconds",
+     "Unix time of the last successful configuration load.", MetricType::Gauge},
+    {"vigie_config_reloads_total", "Configuration loads attempted.", MetricType::Counter},
+    {"vigie_config_reload_failures_total", "Configuration loads refused.", MetricType::Counter},
+    {"vigie_checks", "Checks configured.", MetricType::Gauge},
+    {"vigie_start_time_seconds", "Unix time when vigie started.", MetricType::Gauge},
+    {"vigie_build_info", "vigie's version; the value is always 1.", MetricType::Gauge},
+}};
+
+constexpr std::array<const char*, 5> kPhaseNames{"resolve", "connect", "tls", "processing",
+                                                 "transfer"};
+constexpr std::array<CheckState, 4> kStates{CheckState::unknown, CheckState::up,
+                                            CheckState::degraded, CheckState::down};
+constexpr std::array<Status, 3> kStatuses{Status::ok, Status::warn, Status::fail};
+
+struct Extra {
+  std::string_view name;
+  std::string_view value;  // already valid UTF-8 and bounded
+};
+
+// Builds prometheus-cpp MetricFamily objects (the Collectable path).
+class FamilySink {
+ public:
+  FamilySink() {
+    for (std::size_t i = 0; i < kFamilyCount; ++i) {
+      f_[i].name = kFamilies[i].name;
+      f_[i].help = kFamilies[i].help;
+      f_[i].type = kFamilies[i].type;
+    }
+  }
+  void reserve(Fam i, std::size_t n) { f_[i].metric.reserve(n); }
+  void begin(std::initializer_list<Extra> base) {
+    base_.clear();
+    for (const Extra& e : base) base_.push_back({std::string(e.name), std::string(e.value)});
+  }
+  void noBase() { base_.clear(); }
+  void add(Fam i, double value) { add(i, {}, value); }
+  void add(Fam i, std::initializer_list<Extra> extra, double value) {
+    addSpan(i, extra.begin(), extra.end(), value);
+  }
+  void addSpan(Fam i, const Extra* first, const Extra* last, double value) {
+    ClientMetric m;
+    m.label.reserve(base_.size() + static_cast<std::size_t>(last - first));
+    m.label = base_;
+    for (; first != last; ++first) {
+      m.label.push_back({std::string(first->name), std::string(first->value)});
+    }
+    if (f_[i].type == MetricType::Counter) {
+      m.counter.value = value;
+    } else {
+      m.gauge.value = value;
+    }
+    f_[i].metric.push_back(std::move(m));
+  }
+  std::vector<MetricFamily> finish() {
+    std::vector<MetricFamily> out;
+    out.reserve(kFamilyCount);
+    for (auto& fam : f_) {
+      if (!fam.metric.empty()) out.push_back(std::move(fam));
+    }
+    return out;
+  }
+
+ private:
+  std::array<MetricFamily, kFamilyCount> f_;
+  Labels base_;
+};
+
+void appendEscaped(std::string& out, std::string_view v) {
+  for (char c : v) {
+    switch (c) {
+      case '\\': out.append("\\\\"); break;
+      case '"': out.append("\\\""); break;
+      case '\n': out.append("\\n"); break;
+      default: out.push_back(c);
+    }
+  }
+}
+
+// Formats as TextSerializer does (ostream, classic locale, precision 16, %g style).
+void appendValue(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out.append("Nan");
+    return;
+  }
+  if (std::isinf(v)) {
+    out.append(v < 0 ? "-Inf" : "+Inf");
+    return;
+  }
+  char buf[64];
+  std::to_chars_result r;
+  if (v == std::trunc(v) && std::fabs(v) < 1e15 && !std::signbit(v)) {
+    r = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(v));
+  } else {
+    r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, 16);
+  }
+  out.append(buf, r.ptr);
+}
+
+// Writes the text format directly, one buffer per family (the /metrics path):
+// no per-series objects, the check's label block escaped once.
+class TextSink {
+ public:
+  void reserve(Fam i, std::size_t n) { buf_[i].reserve(n * 128); }
+  void begin(std::initializer_list<Extra> base) {
+    base_.clear();
+    for (const Extra& e : base) {
+      if (!base_.empty()) base_.push_back(',');
+      base_.append(e.name);
+      base_.append("=\"");
+      appendEscaped(base_, e.value);
+      base_.push_back('"');
+    }
+  }
+  void noBase() { base_.clear(); }
+  void add(Fam i, double value) { add(i, {}, value); }
+  void add(Fam i, std::initializer_list<Extra> extra, double value) {
+    addSpan(i, extra.begin(), extra.end(), value);
+  }
+  void addSpan(Fam i, const Extra* first, const Extra* last, double value) {
+    std::string& out = buf_[i];
+    out.append(kFamilies[i].name);
+    if (!base_.empty() || first != last) {
+      out.push_back('{');
+      out.append(base_);
+      for (bool comma = !base_.empty(); first != last; ++first, comma = true) {
+        if (comma) out.push_back(',');
+        out.append(first->name);
+        out.append("=\"");
+        appendEscaped(out, first->value);
+        out.push_back('"');
+      }
+      out.push_back('}');
+    }
+    out.push_back(' ');
+    appendValue(out, value);
+    out.push_back('\n');
+  }
+  // Appends every non-empty family, with its HELP and TYPE lines, to `out`.
+  void finish(std::string& out, std::unordered_set<std::string>& seen) {
+    std::size_t total = out.size();
+    for (const auto& b : buf_) total += b.size() + 256;
+    out.reserve(total);
+    for (std::size_t i = 0; i < kFamilyCount; ++i) {
+      if (buf_[i].empty()) continue;
+      seen.insert(kFamilies[i].name);
+      out.append("# HELP ").append(kFamilies[i].name).push_back(' ');
+      out.append(kFamilies[i].help).push_back('\n');  // constant text, nothing to escape
+      out.append("# TYPE ").append(kFamilies[i].name).push_back(' ');
+      out.append(kFamilies[i].type == MetricType::Counter ? "counter" : "gauge").push_back('\n');
+      out.append(buf_[i]);
+      std::string().swap(buf_[i]);
+    }
+  }
+
+ private:
+  std::array<std::string, kFamilyCount> buf_;
+  std::string base_;
+};
+
+std::string label(std::string_view value) { return sanitizeUtf8(value, kMaxLabelBytes); }
+
+bool isLabelName(std::string_view n) {
+  if (n.empty() || (n.size() >= 2 && n[0] == '_' && n[1] == '_')) return false;
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const char c = n[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                    (i > 0 && c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool isReservedLabel(std::string_view n) {
+  static constexpr std::array<std::string_view, 8> kReserved{
+      "service", "check", "group", "probe", "location", "version", "instance", "job"};
+  for (auto r : kReserved) {
+    if (r == n) return true;
+  }
+  return false;
+}
+
+bool isHttpKind(const ProbeSpec& spec) {
+  return std::holds_alternative<HttpSpec>(spec) || std::holds_alternative<IngressSpec>(spec);
+}
+
+template <class Sink>
+void addCheck(Sink& sink, const CheckStatus& c, std::string_view location,
+              std::vector<std::string>& scratch, std::vector<Extra>& extras) {
+  if (!c.check) return;
+  const CheckConfig& cfg = *c.check;
+  const std::string service = label(c.service ? std::string_view(c.service->name) : "");
+  const std::string check = label(cfg.name);
+  const std::string group = label(c.service ? std::string_view(c.service->group) : "");
+  sink.begin({{"service", service},
+              {"check", check},
+              {"group", group},
+              {"probe", probeKindLabel(cfg.spec)},
+              {"location", location}});
+
+  if (c.last) {
+    const Result& r = *c.last;
+    sink.add(kProbeSuccess, r.status == Status::fail ? 0 : 1);
+    sink.add(kProbeDuration, r.duration);
+    if (isHttpKind(cfg.spec)) {
+      sink.add(kHttpStatus, r.http_status);
+      const std::array<double, 5> phases{r.phases.resolve, r.phases.connect, r.phases.tls,
+                                         r.phases.processing, r.phases.transfer};
+      for (std::size_t i = 0; i < phases.size(); ++i) {
+        sink.add(kHttpPhase, {{"phase", kPhaseNames[i]}}, phases[i]);
+      }
+      if (r.http_version > 0) sink.add(kHttpVersion, r.http_version / 10.0);
+      sink.add(kHttpBodyLength, static_cast<double>(r.body_bytes));
+      sink.add(kHttpRedirects, r.redirects);
+    }
+    if (r.cert_expiry) sink.add(kCertExpiry, *r.cert_expiry);
+    if (r.status == Status::fail) sink.add(kCheckFailure, {{"reason", reasonName(r.reason)}}, 1);
+    sink.add(kLastResultTs, unixSeconds(r.started));
+    for (const Component& comp : r.components) {
+      const std::string name = label(comp.name);
+      for (Status s : kStatuses) {
+        sink.add(kComponentStatus, {{"component", name}, {"status", statusName(s)}},
+                 comp.status == s ? 1 : 0);
+      }
+    }
+    if (!r.version.empty() || !r.info.empty()) {
+      scratch.clear();
+      extras.clear();
+      scratch.reserve(kMaxInfoLabels + 1);  // no reallocation: extras point into it
+      scratch.push_back(label(r.version));
+      extras.push_back({"version", scratch.back()});
+      for (const auto& [k, v] : r.info) {
+        if (extras.size() > kMaxInfoLabels) break;
+        if (!isLabelName(k) || isReservedLabel(k)) continue;
+        scratch.push_back(label(v));
+        extras.push_back({k, scratch.back()});
+      }
+      sink.addSpan(kTargetInfo, extras.data(), extras.data() + extras.size(), 1);
+    }
+    for (const ConditionResult& cond : r.conditions) {
+      sink.add(kConditionSuccess, {{"condition", label(cond.name)}}, cond.ok ? 1 : 0);
+    }
+  }
+
+  for (CheckState s : kStates) {
+    sink.add(kCheckState, {{"state", checkStateLabel(s)}}, c.state == s ? 1 : 0);
+  }
+  sink.add(kCheckPending, c.pending ? 1 : 0);
+  sink.add(kConsecutiveFailures, c.consecutive_failures);
+  if (c.last_change != SystemClock::time_point{}) {
+    sink.add(kLastChangeTs, unixSeconds(c.last_change));
+  }
+  for (Status s : kStatuses) {
+    sink.add(kResultsTotal, {{"result", statusName(s)}},
+             static_cast<double>(c.results_total[static_cast<std::size_t>(s)]));
+  }
+  sink.add(kStateChangesTotal, static_cast<double>(c.state_changes));
+}
+
+template <class Sink>
+void addBuildInfo(Sink& sink, std::string_view version) {
+  sink.noBase();
+  const std::string v = label(version.empty() ? "unknown" : version);
+  sink.add(kBuildInfo, {{"version", v}}, 1);
+}
+
+template <class Sink>
+void addSnapshot(Sink& sink, const Snapshot& snap, std::string_view version) {
+  const std::size_t n = snap.checks.size();
+  for (Fam i : {kProbeSuccess, kProbeDuration, kHttpStatus, kHttpVersion, kHttpBodyLength,
+                kHttpRedirects, kLastResultTs, kCheckPending, kConsecutiveFailures,
+                kLastChangeTs, kStateChangesTotal}) {
+    sink.reserve(i, n);
+  }
+  sink.reserve(kHttpPhase, n * kPhaseNames.size());
+  sink.reserve(kCheckState, n * kStates.size());
+  sink.reserve(kResultsTotal, n * kStatuses.size());
+
+  const std::string location = label(snap.config ? std::string_view(snap.config->location) : "");
+  std::vector<std::string> scratch;
+  std::vector<Extra> extras;
+  for (const auto& c : snap.checks) {
+    if (c) addCheck(sink, *c, location, scratch, extras);
+  }
+
+  const SelfStats& s = snap.self;
+  sink.noBase();
+  sink.add(kProbesInFlight, static_cast<double>(s.probes_in_flight));
+  sink.add(kProbesWaiting, static_cast<double>(s.probes_waiting));
+  sink.add(kReloadOk, s.config_last_reload_successful ? 1 : 0);
+  if (s.config_last_reload_success != SystemClock::time_point{}) {
+    sink.add(kReloadOkTs, unixSeconds(s.config_last_reload_success));
+  }
+  sink.add(kReloadsTotal, static_cast<double>(s.config_reloads_total));
+  sink.add(kReloadFailuresTotal, static_cast<double>(s.config_reload_failures_total));
+  sink.add(kChecks, static_cast<double>(n));
+  if (s.started != SystemClock::time_point{}) sink.add(kStartTime, unixSeconds(s.started));
+  addBuildInfo(sink, version);
+}
+
+void serializeOthers(const std::vector<const prometheus::Collectable*>& sources,
+                     std::unordered_set<std::string>& seen, std::string& out) {
+  std::vector<MetricFamily> all;
+  for (const prometheus::Collectable* source : sources) {
+    if (source == nullptr) continue;
+    for (auto& fam : source->Collect()) {
+      if (fam.metric.empty() || !seen.insert(fam.name).second) continue;
+      all.push_back(std::move(fam));
+    }
+  }
+  if (all.empty()) return;
+  std::ostringstream text;
+  prometheus::TextSerializer().Serialize(text, all);
+  out.append(std::move(text).str());
+}
+
+}  // namespace
+
+std::vector<MetricFamily> snapshotFamilies(const Snapshot& snap, std::string_view version) {
+  FamilySink sink;
+  addSnapshot(sink, snap, version);
+  return sink.finish();
+}
+
+SnapshotCollectable::SnapshotCollectable(SnapshotSource source, std::string version)
+    : source_(std::move(source)), version_(std::move(version)) {}
+
+std::vector<MetricFamily> SnapshotCollectable::Collect() const {
+  const std::shared_ptr<const Snapshot> snap = source_ ? source_() : nullptr;
+  if (snap) return snapshotFamilies(*snap, version_);
+  FamilySink sink;
+  addBuildInfo(sink, version_);
+  return sink.finish();
+}
+
+std::string renderMetrics(const std::vector<const prometheus::Collectable*>& sources) {
+  std::unordered_set<std::string> seen;
+  std::string out;
+  serializeOthers(sources, seen, out);
+  return out;
+}
+
+std::string renderSnapshotMetrics(const Snapshot* snapshot, std::string_view version,
+                                  const std::vector<const prometheus::Collectable*>& others) {
+  std::unordered_set<std::string> seen;
+  std::string out;
+  TextSink sink;
+  if (snapshot != nullptr) {
+    addSnapshot(sink, *snapshot, version);
+  } else {
+    addBuildInfo(sink, version);
+  }
+  sink.finish(out, seen);
+  serializeOthers(others, seen, out);
+  return out;
+}
+
+}  // namespace vigie

@@ -1,0 +1,97 @@
+#include "exporters/routes.h"
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
+
+#include "exporters/api.h"
+
+namespace vigie {
+namespace {
+
+namespace http = boost::beast::http;
+
+// The server's counters as metric families. Holds the server by reference: the
+// routes that use it belong to that same server.
+class ServerStatsCollectable : public prometheus::Collectable {
+ public:
+  explicit ServerStatsCollectable(const HttpServer& server) : server_(server) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    const HttpServerStats& s = server_.stats();
+    std::vector<prometheus::MetricFamily> out;
+    out.reserve(4);
+    auto one = [&out](const char* name, const char* help, prometheus::MetricType type,
+                      double value) {
+      prometheus::MetricFamily f;
+      f.name = name;
+      f.help = help;
+      f.type = type;
+      prometheus::ClientMetric m;
+      if (type == prometheus::MetricType::Counter) {
+        m.counter.value = value;
+      } else {
+        m.gauge.value = value;
+      }
+      f.metric.push_back(std::move(m));
+      out.push_back(std::move(f));
+    };
+    one("vigie_http_requests_total", "HTTP requests read by vigie's server.",
+        prometheus::MetricType::Counter, static_cast<double>(s.requests));
+    one("vigie_http_handler_errors_total",
+        "HTTP handlers that threw (answered 500); each is a vigie bug.",
+        prometheus::MetricType::Counter, static_cast<double>(s.handler_errors));
+    one("vigie_http_connections", "Open HTTP connections.", prometheus::MetricType::Gauge,
+        static_cast<double>(s.connections_open));
+    one("vigie_http_accept_pauses_total",
+        "Times the server stopped accepting because max connections was reached.",
+        prometheus::MetricType::Counter, static_cast<double>(s.accept_pauses));
+    return out;
+  }
+
+ private:
+  const HttpServer& server_;
+};
+
+}  // namespace
+
+void registerStandardRoutes(HttpServer& server, SnapshotSource snapshots,
+                            prometheus::Registry& self, ReadinessFn ready, std::string version) {
+  auto server_metrics = std::make_shared<ServerStatsCollectable>(server);
+  server.route(http::verb::get, "/metrics",
+               [snapshots, version = std::move(version), server_metrics, &self](
+                   const HttpRequest&, HttpResponse& res) {
+                 const auto snap = snapshots ? snapshots() : nullptr;
+                 res.body = renderSnapshotMetrics(snap.get(), version, {server_metrics.get(), &self});
+                 res.content_type = std::string(kMetricsContentType);
+                 res.headers.emplace_back("Cache-Control", "no-store");
+               });
+
+  server.route(http::verb::get, std::string(kChecksPath),
+               [snapshots](const HttpRequest& req, HttpResponse& res) {
+                 const auto snap = snapshots ? snapshots() : nullptr;
+                 handleChecksList(snap.get(), req, res);
+               });
+  server.route(http::verb::get, std::string(kChecksPath) + "/*",
+               [snapshots](const HttpRequest& req, HttpResponse& res) {
+                 const auto snap = snapshots ? snapshots() : nullptr;
+                 handleCheckOne(snap.get(), req, res);
+               });
+
+  server.route(http::verb::get, "/healthz", [](const HttpRequest&, HttpResponse& res) {
+    res.body = "ok\n";
+    res.headers.emplace_back("Cache-Control", "no-store");
+  });
+  server.route(http::verb::get, "/readyz",
+               [ready = std::move(ready)](const HttpRequest&, HttpResponse& res) {
+                 const bool ok = ready && ready();
+                 res.status = ok ? 200 : 503;
+                 res.body = ok ? "ready\n" : "not ready\n";
+                 res.headers.emplace_back("Cache-Control", "no-store");
+               });
+}
+
+}  // namespace vigie

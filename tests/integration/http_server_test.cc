@@ -1,0 +1,479 @@
+// The HTTP server on loopback: a loop thread runs the io_context, the test
+// thread talks raw HTTP/1.1 over blocking sockets (with receive timeouts, so a
+// failing test ends instead of hanging).
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <future>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include "exporters/http_server.h"
+#include "exporters/routes.h"
+
+namespace vigie {
+namespace {
+
+namespace http = boost::beast::http;
+using namespace std::chrono_literals;
+
+struct Reply {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  bool ok = false;  // a whole response was read
+};
+
+class Client {
+ public:
+  Client(unsigned short port, bool v6 = false) {
+    fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int rc;
+    if (v6) {
+      sockaddr_in6 a{};
+      a.sin6_family = AF_INET6;
+      a.sin6_port = htons(port);
+      a.sin6_addr = in6addr_loopback;
+      rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    } else {
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(port);
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    }
+    if (rc != 0) throw std::runtime_error("connect failed");
+  }
+  ~Client() { close(); }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  void setTimeout(std::chrono::milliseconds t) {
+    timeval tv{static_cast<time_t>(t.count() / 1000),
+               static_cast<suseconds_t>((t.count() % 1000) * 1000)};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+
+  void send(const std::string& data) {
+    std::size_t off = 0;
+    while (off < data.size()) {
+      const ssize_t n = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;  // the server may close early (limits); the reply tells
+      off += static_cast<std::size_t>(n);
+    }
+  }
+
+  // Reads one response; for a HEAD request the body is not read.
+  Reply read(bool head = false) {
+    Reply r;
+    std::size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
+      if (!fill()) return r;
+    }
+    const std::string head_text = buf_.substr(0, end);
+    buf_.erase(0, end + 4);
+    std::size_t pos = head_text.find("\r\n");
+    const std::string status_line = head_text.substr(0, pos);
+    r.status = std::stoi(status_line.substr(9, 3));
+    while (pos != std::string::npos) {
+      const std::size_t next = head_text.find("\r\n", pos + 2);
+      const std::string line = head_text.substr(pos + 2, next - pos - 2);
+      const auto colon = line.find(':');
+      std::string name = line.substr(0, colon);
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
+      pos = next;
+    }
+    const std::size_t length =
+        head || !r.headers.count("content-length") ? 0 : std::stoul(r.headers["content-length"]);
+    while (buf_.size() < length) {
+      if (!fill()) return r;
+    }
+    r.body = buf_.substr(0, length);
+    buf_.erase(0, length);
+    r.ok = true;
+    return r;
+  }
+
+  Reply get(const std::string& target, const std::string& method = "GET",
+            const std::string& extra_headers = "") {
+    send(method + " " + target + " HTTP/1.1\r\nHost: test\r\n" + extra_headers + "\r\n");
+    return read(method == "HEAD");
+  }
+
+  // True when the server closed the connection (EOF or reset) before `limit`.
+  bool closedWithin(std::chrono::milliseconds limit) {
+    setTimeout(limit);
+    char c;
+    const ssize_t n = ::recv(fd_, &c, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+  }
+
+ private:
+  bool fill() {
+    char tmp[4096];
+    const ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+    if (n <= 0) return false;
+    buf_.append(tmp, static_cast<std::size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  std::string buf_;
+};
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HttpServerOptions o;
+    o.read_timeout = 300ms;
+    o.max_connections = 3;
+    server_ = std::make_unique<HttpServer>(io_, o);
+    server_->route(http::verb::get, "/hello", [](const HttpRequest&, HttpResponse& res) {
+      res.body = "hello\n";
+    });
+    server_->route(http::verb::post, "/hello", [](const HttpRequest& req, HttpResponse& res) {
+      res.status = 201;
+      res.body = "got " + std::string(req.body);
+    });
+    server_->route(http::verb::get, "/echo", [](const HttpRequest& req, HttpResponse& res) {
+      const std::string* x = req.param("x");
+      res.body = (x ? *x : "-") + "|" + std::string(req.header("X-Test"));
+      res.headers.emplace_back("X-Extra", "yes");
+    });
+    server_->route(http::verb::get, "/files/*", [](const HttpRequest& req, HttpResponse& res) {
+      res.body = "prefix " + std::string(req.path);
+    });
+    server_->route(http::verb::get, "/files/special", [](const HttpRequest&, HttpResponse& res) {
+      res.body = "exact";
+    });
+    server_->route(http::verb::get, "/throw", [](const HttpRequest&, HttpResponse&) {
+      throw std::runtime_error("boom");
+    });
+    server_->routeAsync(http::verb::get, "/later", [this](const HttpRequest&, HttpRespond respond) {
+      auto timer = std::make_shared<boost::asio::steady_timer>(io_, 50ms);
+      timer->async_wait([timer, respond](boost::system::error_code) {
+        HttpResponse r;
+        r.body = "later";
+        respond(std::move(r));
+      });
+    });
+    server_->listen("127.0.0.1:0");
+    port_ = server_->port();
+    ASSERT_NE(port_, 0);
+    startLoop();
+  }
+
+  void TearDown() override {
+    stopAndJoin();
+    server_.reset();
+  }
+
+  void startLoop() {
+    loop_done_ = std::async(std::launch::async, [this] { io_.run(); });
+  }
+
+  // Posts stop() and waits for the loop to run out of work.
+  bool stopAndJoin() {
+    if (!loop_done_.valid()) return true;
+    boost::asio::post(io_, [this] { server_->stop(); });
+    const bool ended = loop_done_.wait_for(5s) == std::future_status::ready;
+    if (!ended) {
+      io_.stop();
+      loop_done_.wait();
+    }
+    loop_done_ = {};
+    return ended;
+  }
+
+  template <class F>
+  auto onLoop(F f) {
+    std::promise<decltype(f())> p;
+    boost::asio::post(io_, [&] { p.set_value(f()); });
+    return p.get_future().get();
+  }
+
+  boost::asio::io_context io_;
+  std::unique_ptr<HttpServer> server_;
+  unsigned short port_ = 0;
+  std::future<void> loop_done_;
+};
+
+TEST_F(HttpServerTest, RoutesQueryHeadersAndPrefixes) {
+  Client c(port_);
+  Reply r = c.get("/hello");
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "hello\n");
+  EXPECT_EQ(r.headers["content-type"], "text/plain; charset=utf-8");
+
+  r = c.get("/echo?y=2&x=a%20b+c%26", "GET", "X-Test: t1\r\n");
+  EXPECT_EQ(r.body, "a b c&|t1");
+  EXPECT_EQ(r.headers["x-extra"], "yes");
+
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/files/special", "exact"},
+      {"/files/a/b", "prefix /files/a/b"},
+      {"/files/", "prefix /files/"},
+  };
+  for (const auto& [target, body] : cases) {
+    r = c.get(target);
+    EXPECT_EQ(r.status, 200) << target;
+    EXPECT_EQ(r.body, body) << target;
+  }
+
+  c.send("POST /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nabcd");
+  r = c.read();
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.body, "got abcd");
+}
+
+TEST_F(HttpServerTest, NotFoundAndWrongMethodAreJson) {
+  Client c(port_);
+  Reply r = c.get("/nope?x=1");
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.headers["content-type"], "application/json");
+  auto v = boost::json::parse(r.body).as_object();
+  EXPECT_EQ(v.at("error").as_string(), "not found");
+  EXPECT_EQ(v.at("path").as_string(), "/nope");
+
+  r = c.get("/echo", "DELETE");
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.headers["allow"], "GET, HEAD");
+  v = boost::json::parse(r.body).as_object();
+  EXPECT_EQ(v.at("error").as_string(), "method not allowed");
+
+  // Still usable after errors (keep-alive).
+  EXPECT_EQ(c.get("/hello").status, 200);
+}
+
+TEST_F(HttpServerTest, HeadHasHeadersWithoutBody) {
+  Client c(port_);
+  Reply r = c.get("/hello", "HEAD");
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-length"], "6");
+  // Had a body been sent, it would be read as the start of the next response.
+  r = c.get("/echo?x=next");
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "next|");
+}
+
+TEST_F(HttpServerTest, KeepAliveAndPipelining) {
+  Client c(port_);
+  for (int i = 0; i < 5; ++i) {
+    Reply r = c.get("/echo?x=" + std::to_string(i));
+    ASSERT_TRUE(r.ok) << i;
+    EXPECT_EQ(r.body, std::to_string(i) + "|");
+  }
+  c.send(
+      "GET /echo?x=p1 HTTP/1.1\r\nHost: t\r\n\r\nGET /echo?x=p2 HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(c.read().body, "p1|");
+  EXPECT_EQ(c.read().body, "p2|");
+  EXPECT_EQ(onLoop([this] { return server_->stats().connections_total; }), 1u);
+
+  // HTTP/1.0 without keep-alive: answered, then closed.
+  c.send("GET /hello HTTP/1.0\r\n\r\n");
+  Reply r = c.read();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(c.closedWithin(2000ms));
+}
+
+TEST_F(HttpServerTest, OversizedHeaderAndBody) {
+  {
+    Client c(port_);
+    Reply r = c.get("/hello", "GET", "X-Big: " + std::string(10 * 1024, 'a') + "\r\n");
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.status, 431);
+    EXPECT_TRUE(c.closedWithin(2000ms));
+  }
+  {
+    Client c(port_);
+    c.send("POST /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    Reply r = c.read();
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.status, 413);
+  }
+  {
+    Client c(port_);
+    c.send("GARBAGE\r\n\r\n");
+    Reply r = c.read();
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.status, 400);
+  }
+  // A request just under the limit is fine.
+  Client c(port_);
+  EXPECT_EQ(c.get("/hello", "GET", "X-Big: " + std::string(7 * 1024, 'a') + "\r\n").status, 200);
+}
+
+TEST_F(HttpServerTest, SlowClientIsClosedAfterTimeout) {
+  Client c(port_);
+  const auto t0 = std::chrono::steady_clock::now();
+  c.send("GET /hello HTTP/1.1\r\nHost: t\r\n");  // never finishes the header
+  EXPECT_TRUE(c.closedWithin(3000ms));
+  const auto elapsed = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(elapsed, 250ms);
+  EXPECT_LT(elapsed, 3000ms);
+  // Idle keep-alive connections too.
+  Client idle(port_);
+  EXPECT_EQ(idle.get("/hello").status, 200);
+  EXPECT_TRUE(idle.closedWithin(3000ms));
+}
+
+TEST_F(HttpServerTest, ThrowingHandlerGives500AndIsCounted) {
+  Client c(port_);
+  Reply r = c.get("/throw");
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, 500);
+  EXPECT_EQ(boost::json::parse(r.body).at("error").as_string(), "internal error");
+  EXPECT_EQ(r.body.find("boom"), std::string::npos);  // internals stay in the log
+  EXPECT_EQ(onLoop([this] { return server_->stats().handler_errors; }), 1u);
+  EXPECT_EQ(c.get("/hello").status, 200);
+}
+
+TEST_F(HttpServerTest, AsyncHandler) {
+  Client c(port_);
+  Reply r = c.get("/later");
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.body, "later");
+  EXPECT_EQ(c.get("/later", "HEAD").headers["content-length"], "5");
+}
+
+TEST_F(HttpServerTest, MaxConnectionsPausesAccept) {
+  Client a(port_), b(port_), c(port_);
+  for (Client* x : {&a, &b, &c}) ASSERT_EQ(x->get("/hello").status, 200);
+  Client d(port_);  // connects (kernel backlog) but is not accepted
+  d.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+  d.setTimeout(150ms);
+  EXPECT_FALSE(d.read().ok);
+  a.close();
+  d.setTimeout(3000ms);
+  Reply r = d.read();
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_GE(onLoop([this] { return server_->stats().accept_pauses; }), 1u);
+}
+
+TEST_F(HttpServerTest, StopClosesConnectionsAndEndsTheLoop) {
+  Client c(port_);
+  ASSERT_EQ(c.get("/hello").status, 200);
+  Client half(port_);
+  half.send("GET /hel");
+  EXPECT_TRUE(stopAndJoin());
+  EXPECT_TRUE(c.closedWithin(2000ms));
+  EXPECT_TRUE(half.closedWithin(2000ms));
+}
+
+TEST(HttpServerListen, Ipv6AndBadAddresses) {
+  boost::asio::io_context io;
+  HttpServer server(io);
+  server.route(http::verb::get, "/x", [](const HttpRequest& req, HttpResponse& res) {
+    res.body = std::string(req.remote.substr(0, 5));
+  });
+  server.listen("[::1]:0");
+  const unsigned short port = server.port();
+  ASSERT_NE(port, 0);
+  auto done = std::async(std::launch::async, [&] { io.run(); });
+  {
+    Client c(port, /*v6=*/true);
+    Reply r = c.get("/x");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "[::1]");
+  }
+  boost::asio::post(io, [&] { server.stop(); });
+  ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
+
+  boost::asio::io_context io2;
+  HttpServer other(io2);
+  for (const char* bad : {"localhost:80", "127.0.0.1", "127.0.0.1:99999", "1.2.3.4.5:80",
+                          "127.0.0.1:x"}) {
+    EXPECT_THROW(other.listen(bad), std::runtime_error) << bad;
+  }
+  // A port in use.
+  HttpServer first(io2);
+  first.listen("127.0.0.1:0");
+  EXPECT_THROW(other.listen("127.0.0.1:" + std::to_string(first.port())), std::runtime_error);
+}
+
+TEST(StandardRoutes, HealthReadyMetricsApi) {
+  boost::asio::io_context io;
+  HttpServer server(io);
+  prometheus::Registry self;
+  auto snapshot = std::make_shared<Snapshot>();
+  auto cfg = std::make_shared<Config>();
+  ServiceConfig svc;
+  svc.name = "web";
+  CheckConfig chk;
+  chk.name = "home";
+  chk.key = "web/home";
+  chk.spec = HttpSpec{};
+  svc.checks.push_back(chk);
+  cfg->services.push_back(svc);
+  snapshot->config = cfg;
+  auto st = std::make_shared<CheckStatus>();
+  st->service = std::shared_ptr<const ServiceConfig>(cfg, &cfg->services[0]);
+  st->check = std::shared_ptr<const CheckConfig>(cfg, &cfg->services[0].checks[0]);
+  st->state = CheckState::down;
+  snapshot->checks.push_back(st);
+  std::atomic<bool> ready{false};
+  registerStandardRoutes(
+      server, [snapshot] { return std::shared_ptr<const Snapshot>(snapshot); }, self,
+      [&ready] { return ready.load(); }, "9.9.9");
+  server.listen("127.0.0.1:0");
+  auto done = std::async(std::launch::async, [&] { io.run(); });
+
+  Client c(server.port());
+  Reply r = c.get("/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "ok\n");
+  EXPECT_EQ(c.get("/readyz").status, 503);
+  ready = true;
+  EXPECT_EQ(c.get("/readyz").status, 200);
+
+  r = c.get("/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(r.body.find("vigie_build_info{version=\"9.9.9\"} 1\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("state=\"down\"} 1\n"), std::string::npos);
+  EXPECT_NE(r.body.find("vigie_http_requests_total "), std::string::npos);
+
+  r = c.get("/api/v1/checks?state=down");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["cache-control"], "no-store");
+  EXPECT_EQ(boost::json::parse(r.body).at("checks").as_array().size(), 1u);
+  EXPECT_EQ(c.get("/api/v1/checks?state=bogus").status, 400);
+  r = c.get("/api/v1/checks/web/home");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(boost::json::parse(r.body).at("state").as_string(), "down");
+  r = c.get("/api/v1/checks/web/nope");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.headers["content-type"], "application/json");
+
+  boost::asio::post(io, [&] { server.stop(); });
+  ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
+}
+
+}  // namespace
+}  // namespace vigie

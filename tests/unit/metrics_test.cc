@@ -1,0 +1,484 @@
+// /metrics text from hand-built snapshots, the JSON API document and the text
+// helpers they share. The text output is also validated by promtool.
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include "exporters/api.h"
+#include "exporters/json_util.h"
+#include "exporters/metrics.h"
+
+namespace vigie {
+namespace {
+
+using namespace std::chrono_literals;
+
+SystemClock::time_point at(double unix_seconds) {
+  return SystemClock::time_point(std::chrono::duration_cast<SystemClock::duration>(
+      std::chrono::duration<double>(unix_seconds)));
+}
+
+CheckConfig httpCheck(const std::string& service, const std::string& name, std::string url) {
+  CheckConfig c;
+  c.name = name;
+  c.key = service + "/" + name;
+  c.interval = 30s;
+  c.timeout = 5s;
+  HttpSpec h;
+  h.url = std::move(url);
+  c.spec = h;
+  return c;
+}
+
+// A config of services; each service holds the listed checks (http unless told).
+std::shared_ptr<Config> makeConfig(
+    const std::vector<std::pair<std::string, std::vector<CheckConfig>>>& services) {
+  auto cfg = std::make_shared<Config>();
+  cfg->location = "osug";
+  for (const auto& [name, checks] : services) {
+    ServiceConfig s;
+    s.name = name;
+    s.group = "web";
+    s.checks = checks;
+    cfg->services.push_back(std::move(s));
+  }
+  return cfg;
+}
+
+std::shared_ptr<CheckStatus> statusOf(const std::shared_ptr<const Config>& cfg, std::size_t svc,
+                                      std::size_t chk) {
+  auto st = std::make_shared<CheckStatus>();
+  st->service = std::shared_ptr<const ServiceConfig>(cfg, &cfg->services[svc]);
+  st->check = std::shared_ptr<const CheckConfig>(cfg, &cfg->services[svc].checks[chk]);
+  return st;
+}
+
+Result okResult() {
+  Result r = Result::ok();
+  r.started = at(1700000000.5);
+  r.duration = 0.125;
+  r.http_status = 200;
+  r.http_version = 11;
+  r.phases = {0.001, 0.25, 0.5, 0.03125, 0.0625};
+  r.body_bytes = 512;
+  r.redirects = 1;
+  r.cert_expiry = 1800000000;
+  r.components = {{"db", Status::fail, "DOWN"}, {"disk", Status::ok, "UP"}};
+  r.version = "1.2.3";
+  r.info = {{"release_id", "abc"}, {"bad-key", "x"}, {"service", "spoof"}};
+  r.conditions = {{"json /status == pass", true, ""}};
+  return r;
+}
+
+// The standard two-check snapshot: api/health up with a full result, api/ping
+// down after a timeout.
+std::shared_ptr<Snapshot> sampleSnapshot() {
+  auto cfg = makeConfig(
+      {{"api", {httpCheck("api", "health", "https://user:secret@api.example/health"),
+                httpCheck("api", "ping", "http://api.example/ping")}}});
+  auto snap = std::make_shared<Snapshot>();
+  snap->config = cfg;
+  auto health = statusOf(cfg, 0, 0);
+  health->state = CheckState::up;
+  health->last = okResult();
+  health->last_change = at(1699999000);
+  health->last_success = at(1700000000.5);
+  health->results_total = {10, 1, 2};
+  health->state_changes = 3;
+  health->consecutive_successes = 4;
+  health->recent = {{at(1700000000.5), Status::ok, Reason::none, 0.125f}};
+  auto ping = statusOf(cfg, 0, 1);
+  ping->state = CheckState::down;
+  ping->consecutive_failures = 3;
+  Result fail = Result::failure(Reason::timeout, "no answer within 5s");
+  fail.started = at(1700000001);
+  fail.duration = 5;
+  ping->last = fail;
+  ping->last_failure = fail.started;
+  ping->last_failure_result = fail;
+  snap->checks = {health, ping};
+  snap->self.started = at(1699990000);
+  snap->self.probes_in_flight = 7;
+  snap->self.config_reloads_total = 2;
+  snap->self.config_last_reload_success = at(1699990001);
+  return snap;
+}
+
+bool hasLine(const std::string& text, const std::string& line) {
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) {
+    if (l == line) return true;
+  }
+  return false;
+}
+
+// The /metrics path (direct text writer).
+std::string render(const Snapshot& snap) { return renderSnapshotMetrics(&snap, "0.1.0", {}); }
+
+// The Collectable path, serialized by prometheus-cpp's TextSerializer.
+std::string renderViaCollectable(const Snapshot& snap) {
+  SnapshotCollectable c([&snap] { return std::shared_ptr<const Snapshot>(&snap, [](auto*) {}); },
+                        "0.1.0");
+  return renderMetrics({&c});
+}
+
+// Feeds `text` to `promtool check metrics`; returns its exit status and output.
+std::pair<int, std::string> promtool(const std::string& text) {
+  const auto out = std::filesystem::temp_directory_path() /
+                   ("vigie_promtool_" + std::to_string(::getpid()) + ".txt");
+  const std::string cmd = "/usr/bin/promtool check metrics > " + out.string() + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "w");
+  if (p == nullptr) return {-1, "popen failed"};
+  std::fwrite(text.data(), 1, text.size(), p);
+  const int status = ::pclose(p);
+  std::ifstream in(out);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::filesystem::remove(out);
+  return {status, ss.str()};
+}
+
+constexpr const char* kHealth =
+    R"(service="api",check="health",group="web",probe="http",location="osug")";
+constexpr const char* kPing = R"(service="api",check="ping",group="web",probe="http",location="osug")";
+
+TEST(Metrics, ExactLines) {
+  const std::string text = render(*sampleSnapshot());
+  const std::string h = kHealth, p = kPing;
+  const std::vector<std::string> expected = {
+      "# HELP probe_success 1 when the last probe succeeded (a warning counts as success), else 0.",
+      "# TYPE probe_success gauge",
+      "probe_success{" + h + "} 1",
+      "probe_success{" + p + "} 0",
+      "probe_duration_seconds{" + h + "} 0.125",
+      "probe_http_status_code{" + h + "} 200",
+      "probe_http_status_code{" + p + "} 0",
+      "probe_http_duration_seconds{" + h + ",phase=\"connect\"} 0.25",
+      "probe_http_duration_seconds{" + h + ",phase=\"transfer\"} 0.0625",
+      "probe_http_version{" + h + "} 1.1",
+      "probe_http_uncompressed_body_length{" + h + "} 512",
+      "probe_http_redirects{" + h + "} 1",
+      "probe_ssl_earliest_cert_expiry{" + h + "} 1800000000",
+      "vigie_check_failure{" + p + ",reason=\"timeout\"} 1",
+      "vigie_check_state{" + h + ",state=\"up\"} 1",
+      "vigie_check_state{" + h + ",state=\"down\"} 0",
+      "vigie_check_state{" + h + ",state=\"unknown\"} 0",
+      "vigie_check_state{" + p + ",state=\"down\"} 1",
+      "vigie_check_pending{" + h + "} 0",
+      "vigie_check_consecutive_failures{" + p + "} 3",
+      "vigie_check_last_result_timestamp_seconds{" + h + "} 1700000000.5",
+      "vigie_check_last_state_change_timestamp_seconds{" + h + "} 1699999000",
+      "# TYPE vigie_check_results_total counter",
+      "vigie_check_results_total{" + h + ",result=\"ok\"} 10",
+      "vigie_check_results_total{" + h + ",result=\"warn\"} 1",
+      "vigie_check_results_total{" + h + ",result=\"fail\"} 2",
+      "vigie_check_state_changes_total{" + h + "} 3",
+      "vigie_health_component_status{" + h + ",component=\"db\",status=\"fail\"} 1",
+      "vigie_health_component_status{" + h + ",component=\"db\",status=\"ok\"} 0",
+      "vigie_health_component_status{" + h + ",component=\"disk\",status=\"ok\"} 1",
+      // bad-key is not a label name and `service` is reserved: both left out.
+      "vigie_target_info{" + h + ",version=\"1.2.3\",release_id=\"abc\"} 1",
+      "vigie_condition_success{" + h + ",condition=\"json /status == pass\"} 1",
+      "vigie_probes_in_flight 7",
+      "vigie_probes_waiting 0",
+      "vigie_config_last_reload_successful 1",
+      "vigie_config_last_reload_success_timestamp_seconds 1699990001",
+      "vigie_config_reloads_total 2",
+      "vigie_config_reload_failures_total 0",
+      "vigie_checks 2",
+      "vigie_start_time_seconds 1699990000",
+      "vigie_build_info{version=\"0.1.0\"} 1",
+  };
+  for (const auto& line : expected) {
+    EXPECT_TRUE(hasLine(text, line)) << "missing line: " << line << "\n--- output:\n" << text;
+  }
+  // Families absent where the meaning does not apply.
+  EXPECT_FALSE(hasLine(text, "vigie_check_failure{" + h + ",reason=\"\"} 1"));
+  EXPECT_EQ(text.find("vigie_check_last_state_change_timestamp_seconds{" + p), std::string::npos);
+  EXPECT_EQ(text.find("probe_ssl_earliest_cert_expiry{" + p), std::string::npos);
+  // No secret from the URL.
+  EXPECT_EQ(text.find("secret"), std::string::npos);
+}
+
+TEST(Metrics, DirectWriterMatchesTextSerializer) {
+  auto snap = sampleSnapshot();
+  auto odd = std::make_shared<CheckStatus>(*snap->checks[0]);
+  Result r = *odd->last;
+  // Values whose formatting differs between naive printers.
+  r.duration = 1.0 / 3.0;
+  r.phases = {0.1, 1e-7, 123456789.125, 1e20, -0.0};
+  r.cert_expiry = 1e16 + 2;
+  r.body_bytes = 1ULL << 53;
+  r.components = {{"a\"b\\c\nd", Status::warn, ""}};
+  odd->last = r;
+  snap->checks.push_back(odd);
+  const std::string direct = render(*snap);
+  EXPECT_EQ(direct, renderViaCollectable(*snap));
+  Snapshot empty;
+  EXPECT_EQ(render(empty), renderViaCollectable(empty));
+  EXPECT_EQ(renderSnapshotMetrics(nullptr, "", {}), renderMetrics({}) + "# HELP vigie_build_info vigie's version; the value is always 1.\n# TYPE vigie_build_info gauge\nvigie_build_info{version=\"unknown\"} 1\n");
+}
+
+TEST(Metrics, NoResultYetMeansNoProbeSeries) {
+  auto cfg = makeConfig({{"svc", {httpCheck("svc", "new", "http://x/")}}});
+  Snapshot snap;
+  snap.config = cfg;
+  snap.checks = {statusOf(cfg, 0, 0)};
+  const std::string text = render(snap);
+  const std::string l = R"(service="svc",check="new",group="web",probe="http",location="osug")";
+  EXPECT_TRUE(hasLine(text, "vigie_check_state{" + l + ",state=\"unknown\"} 1")) << text;
+  EXPECT_EQ(text.find("probe_success"), std::string::npos) << text;
+  EXPECT_EQ(text.find("probe_http_status_code"), std::string::npos) << text;
+}
+
+TEST(Metrics, RemovedCheckLeavesNoStaleSeries) {
+  auto first = sampleSnapshot();
+  auto current = std::shared_ptr<const Snapshot>(first);
+  SnapshotCollectable collectable([&current] { return current; }, "0.1.0");
+  const std::string before = renderMetrics({&collectable});
+  ASSERT_NE(before.find("check=\"ping\""), std::string::npos);
+
+  // A reload drops api/ping and adds other/tcp.
+  auto cfg = makeConfig({{"api", {httpCheck("api", "health", "http://api/")}}, {"other", {}}});
+  CheckConfig tcp;
+  tcp.name = "port";
+  tcp.key = "other/port";
+  tcp.spec = TcpSpec{"127.0.0.1:5432"};
+  cfg->services[1].checks.push_back(tcp);
+  auto next = std::make_shared<Snapshot>();
+  next->config = cfg;
+  next->checks = {statusOf(cfg, 0, 0), statusOf(cfg, 1, 0)};
+  current = next;
+  const std::string after = renderMetrics({&collectable});
+  EXPECT_EQ(after.find("check=\"ping\""), std::string::npos) << after;
+  EXPECT_NE(after.find(R"(check="port",group="web",probe="tcp")"), std::string::npos) << after;
+  EXPECT_TRUE(hasLine(after, "vigie_checks 2"));
+  // Families that only the removed results had are gone entirely.
+  EXPECT_EQ(after.find("vigie_check_failure"), std::string::npos) << after;
+  EXPECT_EQ(after.find("vigie_health_component_status"), std::string::npos) << after;
+}
+
+TEST(Metrics, HostileLabelValuesAreEscapedAndBounded) {
+  auto snap = sampleSnapshot();
+  auto health = std::make_shared<CheckStatus>(*snap->checks[0]);
+  Result r = *health->last;
+  r.components = {{"q\"uote\\back\nnl", Status::ok, ""},
+                  {std::string("bad\xff\xfeutf8"), Status::ok, ""},
+                  {std::string(1000, 'x'), Status::ok, ""},
+                  {std::string(255, 'y') + "\xc3\xa9", Status::ok, ""}};  // é straddles 256
+  r.version = "v\"1\"";
+  health->last = r;
+  snap->checks[0] = health;
+  const std::string text = render(*snap);
+  const std::string h = kHealth;
+  EXPECT_TRUE(hasLine(
+      text, "vigie_health_component_status{" + h +
+                R"(,component="q\"uote\\back\nnl",status="ok"} 1)"))
+      << text;
+  EXPECT_TRUE(hasLine(text, "vigie_health_component_status{" + h +
+                                ",component=\"bad\xEF\xBF\xBD\xEF\xBF\xBDutf8\",status=\"ok\"} 1"))
+      << text;
+  EXPECT_TRUE(hasLine(text, "vigie_health_component_status{" + h + ",component=\"" +
+                                std::string(256, 'x') + "\",status=\"ok\"} 1"));
+  EXPECT_TRUE(hasLine(text, "vigie_health_component_status{" + h + ",component=\"" +
+                                std::string(255, 'y') + "\",status=\"ok\"} 1"));
+  EXPECT_TRUE(hasLine(text, "vigie_target_info{" + h + R"(,version="v\"1\"",release_id="abc"} 1)"))
+      << text;
+  EXPECT_TRUE(isValidUtf8(text));
+  const auto [status, output] = promtool(text);
+  EXPECT_EQ(status, 0) << output;
+}
+
+TEST(Metrics, PassesPromtool) {
+  prometheus::Registry self;
+  auto& lag = prometheus::BuildCounter()
+                  .Name("vigie_scheduler_late_starts_total")
+                  .Help("Probes started late.")
+                  .Register(self);
+  lag.Add({}).Increment(4);
+  // A family the snapshot also produces: kept once.
+  prometheus::BuildGauge().Name("vigie_checks").Help("dup").Register(self).Add({}).Set(99);
+  auto snap = sampleSnapshot();
+  const std::string text = renderSnapshotMetrics(snap.get(), "0.1.0", {&self});
+  EXPECT_TRUE(hasLine(text, "vigie_scheduler_late_starts_total 4")) << text;
+  EXPECT_TRUE(hasLine(text, "vigie_checks 2"));
+  EXPECT_FALSE(hasLine(text, "vigie_checks 99"));
+  const auto [status, output] = promtool(text);
+  EXPECT_EQ(status, 0) << output << "\n--- input:\n" << text;
+}
+
+TEST(Metrics, PromtoolRejectsBrokenText) {
+  // Guards the promtool helper itself: a counter without _total fails the lint.
+  const auto [status, output] = promtool("# HELP x_bytes y\n# TYPE x_bytes counter\nx_bytes 1\n");
+  EXPECT_NE(status, 0) << output;
+}
+
+TEST(Metrics, WithoutSnapshotOnlyBuildInfo) {
+  SnapshotCollectable c([] { return std::shared_ptr<const Snapshot>(); }, "");
+  const std::string text = renderMetrics({&c});
+  EXPECT_TRUE(hasLine(text, "vigie_build_info{version=\"unknown\"} 1")) << text;
+  EXPECT_EQ(text.find("vigie_checks"), std::string::npos);
+}
+
+TEST(Metrics, FiftyThousandChecksScrapeQuickly) {
+  std::vector<std::pair<std::string, std::vector<CheckConfig>>> services;
+  for (int s = 0; s < 5000; ++s) {
+    const std::string name = "service-" + std::to_string(s);
+    std::vector<CheckConfig> checks;
+    for (int c = 0; c < 10; ++c) {
+      checks.push_back(httpCheck(name, "check-" + std::to_string(c), "http://x/"));
+    }
+    services.emplace_back(name, std::move(checks));
+  }
+  auto cfg = makeConfig(services);
+  auto snap = std::make_shared<Snapshot>();
+  snap->config = cfg;
+  Result r = okResult();
+  r.components.clear();
+  r.conditions.clear();
+  for (std::size_t s = 0; s < cfg->services.size(); ++s) {
+    for (std::size_t c = 0; c < cfg->services[s].checks.size(); ++c) {
+      auto st = statusOf(cfg, s, c);
+      st->state = CheckState::up;
+      st->last = r;
+      snap->checks.push_back(std::move(st));
+    }
+  }
+  const auto t0 = SteadyClock::now();
+  const std::string text = renderSnapshotMetrics(snap.get(), "0.1.0", {});
+  const double elapsed = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  std::printf("50000 checks: %zu bytes in %.3f s\n", text.size(), elapsed);
+  EXPECT_TRUE(hasLine(text, "vigie_checks 50000"));
+  // Generous for a loaded shared 2-core machine; typical is far below.
+  EXPECT_LT(elapsed, 1.0);
+}
+
+// --- the JSON API ---
+
+TEST(Api, ChecksDocumentFields) {
+  auto snap = sampleSnapshot();
+  std::string out;
+  ASSERT_TRUE(checksDocument(*snap, "", at(1700000002), out));
+  const auto doc = boost::json::parse(out).as_object();
+  EXPECT_EQ(doc.at("generated_at").as_string(), "2023-11-14T22:13:22.000Z");
+  const auto& checks = doc.at("checks").as_array();
+  ASSERT_EQ(checks.size(), 2u);
+  const auto& h = checks[0].as_object();
+  EXPECT_EQ(h.at("key").as_string(), "api/health");
+  EXPECT_EQ(h.at("service").as_string(), "api");
+  EXPECT_EQ(h.at("kind").as_string(), "http");
+  EXPECT_EQ(h.at("target").as_string(), "https://api.example/health");
+  EXPECT_EQ(h.at("state").as_string(), "up");
+  EXPECT_TRUE(h.at("reason").is_null());
+  EXPECT_EQ(h.at("interval_seconds").as_double(), 30.0);
+  EXPECT_EQ(h.at("consecutive_successes").as_int64(), 4);
+  EXPECT_EQ(h.at("last_change").as_string(), "2023-11-14T21:56:40.000Z");
+  EXPECT_TRUE(h.at("last_failure").is_null());
+  const auto& last = h.at("last_result").as_object();
+  EXPECT_EQ(last.at("at").as_string(), "2023-11-14T22:13:20.500Z");
+  EXPECT_EQ(last.at("http_status").as_int64(), 200);
+  EXPECT_EQ(last.at("phases").as_object().at("connect").as_double(), 0.25);
+  EXPECT_EQ(last.at("cert_expiry").as_string(), "2027-01-15T08:00:00.000Z");
+  EXPECT_EQ(last.at("components").as_array().size(), 2u);
+  EXPECT_EQ(last.at("components").as_array()[0].as_object().at("status").as_string(), "fail");
+  EXPECT_EQ(last.at("info").as_object().at("release_id").as_string(), "abc");
+  EXPECT_EQ(h.at("recent").as_array().size(), 1u);
+  const auto& p = checks[1].as_object();
+  EXPECT_EQ(p.at("state").as_string(), "down");
+  EXPECT_EQ(p.at("reason").as_string(), "timeout");
+  EXPECT_EQ(p.at("last_failure_detail").as_string(), "no answer within 5s");
+  EXPECT_EQ(out.find("secret"), std::string::npos);
+}
+
+TEST(Api, StateFilter) {
+  auto snap = sampleSnapshot();
+  const std::vector<std::pair<std::string, std::size_t>> cases = {
+      {"down", 1}, {"up", 1}, {"up,down", 2}, {"degraded", 0}, {"", 2}};
+  for (const auto& [filter, count] : cases) {
+    std::string out;
+    ASSERT_TRUE(checksDocument(*snap, filter, at(0), out)) << filter;
+    EXPECT_EQ(boost::json::parse(out).at("checks").as_array().size(), count) << filter;
+  }
+  std::string out = "untouched";
+  EXPECT_FALSE(checksDocument(*snap, "sideways", at(0), out));
+  EXPECT_EQ(out, "untouched");
+}
+
+TEST(Api, OneCheckAndHostileStrings) {
+  auto snap = sampleSnapshot();
+  auto ping = std::make_shared<CheckStatus>(*snap->checks[1]);
+  ping->last->detail = std::string("line1\n\"quoted\" \x01 \xff end");
+  snap->checks[1] = ping;
+  HttpRequest req;
+  req.path = "/api/v1/checks/api/p%69ng";
+  HttpResponse res;
+  handleCheckOne(snap.get(), req, res);
+  ASSERT_EQ(res.status, 200u) << res.body;
+  EXPECT_TRUE(isValidUtf8(res.body));
+  const auto v = boost::json::parse(res.body);
+  EXPECT_EQ(v.at("detail").as_string(), "line1\n\"quoted\" \x01 \xEF\xBF\xBD end");
+  ASSERT_EQ(res.headers.size(), 1u);
+  EXPECT_EQ(res.headers[0].second, "no-store");
+
+  for (std::string path : {"/api/v1/checks/api/nope", "/api/v1/checks/api", "/api/v1/checks/a/b/c"}) {
+    HttpResponse miss;
+    req.path = path;
+    handleCheckOne(snap.get(), req, miss);
+    EXPECT_EQ(miss.status, 404u) << path;
+    EXPECT_EQ(miss.content_type, "application/json");
+    EXPECT_TRUE(boost::json::parse(miss.body).as_object().contains("error"));
+  }
+}
+
+// --- shared helpers ---
+
+TEST(JsonUtil, Rfc3339) {
+  EXPECT_EQ(formatRfc3339(SystemClock::time_point{}), "");
+  EXPECT_EQ(formatRfc3339(at(0.001)), "1970-01-01T00:00:00.001Z");
+  EXPECT_EQ(formatRfc3339(at(951782400)), "2000-02-29T00:00:00.000Z");
+  EXPECT_EQ(formatRfc3339(at(1700000000.999)), "2023-11-14T22:13:20.999Z");
+}
+
+TEST(JsonUtil, StripUserinfo) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"https://u:p@host/x", "https://host/x"},
+      {"http://user@host:8080/a?b=c@d", "http://host:8080/a?b=c@d"},
+      {"http://host/path@x", "http://host/path@x"},
+      {"https://a:b@c@host", "https://host"},
+      {"host:5432", "host:5432"},
+  };
+  for (const auto& [in, want] : cases) EXPECT_EQ(stripUrlUserinfo(in), want) << in;
+}
+
+TEST(JsonUtil, Utf8) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"plain", "plain"},
+      {"caf\xc3\xa9", "caf\xc3\xa9"},
+      {"\xc0\xaf", "\xEF\xBF\xBD\xEF\xBF\xBD"},          // overlong '/'
+      {"\xed\xa0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},  // surrogate
+      {"\xf4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},  // > U+10FFFF
+      {"ok\xe2\x82", "ok\xEF\xBF\xBD\xEF\xBF\xBD"},       // truncated sequence
+  };
+  for (const auto& [in, want] : cases) {
+    EXPECT_EQ(sanitizeUtf8(in), want);
+    EXPECT_EQ(isValidUtf8(in), in == want);
+  }
+  EXPECT_EQ(sanitizeUtf8("ab\xc3\xa9", 3), "ab");  // never cuts inside a character
+  EXPECT_EQ(percentDecode("a%2Fb+c%zz"), "a/b+c%zz");
+  EXPECT_EQ(percentDecode("a+b", true), "a b");
+}
+
+}  // namespace
+}  // namespace vigie
