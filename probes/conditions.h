@@ -22,7 +22,8 @@ class CompiledRegex;  // defined in conditions.cc (Boost.Regex, bounded matching
 
 struct ConditionSpec {
   enum class Kind {
-    json_equals,    // {json: /status, equals: pass}: pointer resolves to a scalar whose text equals `value`
+    json_equals,    // {json: /status, equals: pass}: pointer resolves to a scalar whose text equals
+                    // `value`
     json_exists,    // {json: /checks} with no equals: the pointer resolves
     body_matches,   // {body_matches: "database.*ok"}: regex search on the body
     body_contains,  // {body_contains: "OK"}: substring
@@ -30,13 +31,14 @@ struct ConditionSpec {
     status_in,      // {status: [200, 204]}
   };
   Kind kind = Kind::body_contains;
-  std::string pointer;                    // json_*: JSON pointer (RFC 6901)
-  std::string value;                      // json_equals: expected text; body_contains: substring; body_matches: pattern
+  std::string pointer;  // json_*: JSON pointer (RFC 6901)
+  std::string value;  // json_equals: expected text; body_contains: substring; body_matches: pattern
   std::shared_ptr<const CompiledRegex> regex;  // body_matches
-  std::chrono::milliseconds latency{0};   // latency_below
-  std::vector<int> statuses;              // status_in
+  std::chrono::milliseconds latency{0};        // latency_below
+  std::vector<int> statuses;                   // status_in
 
-  /// Human form shown on the page: "json /status == pass", "body ~ /database.*ok/", "latency < 800ms".
+  /// Human form shown on the page: "json /status == pass", "body ~ /database.*ok/", "latency <
+  /// 800ms".
   std::string describe() const;
 };
 
@@ -50,7 +52,8 @@ struct ResponseView {
   int status = 0;
   std::string_view body;
   double latency_seconds = 0;
-  const boost::json::value* json = nullptr;  // the parsed body when it is JSON, else null (not owned)
+  const boost::json::value* json =
+      nullptr;  // the parsed body when it is JSON, else null (not owned)
 };
 
 /// Evaluates one condition. Never throws: a regex that exceeds its complexity
@@ -59,7 +62,8 @@ struct ResponseView {
 ConditionResult evaluate(const ConditionSpec& c, const ResponseView& r);
 
 /// Evaluates all, in order.
-std::vector<ConditionResult> evaluateAll(const std::vector<ConditionSpec>& cs, const ResponseView& r);
+std::vector<ConditionResult> evaluateAll(const std::vector<ConditionSpec>& cs,
+                                         const ResponseView& r);
 
 /// Resolves an RFC 6901 pointer ("/a/b/0", "~0" and "~1" escapes) in a parsed
 /// boost::json::value; returns null when it does not resolve (or the pointer is

@@ -30,14 +30,14 @@ enum class HealthFormat { none, auto_detect, health_json, spring, microprofile, 
 /// (a string's characters, or `true`/`false`/`null`/a number as written in JSON);
 /// anything that is neither an up nor a warn value is a failure.
 struct CustomHealthMapping {
-  std::string status_pointer = "/status";      // JSON pointer to the overall status
+  std::string status_pointer = "/status";  // JSON pointer to the overall status
   std::vector<std::string> up_values = {"up", "ok", "pass", "healthy", "true"};
   std::vector<std::string> warn_values = {"warn", "degraded"};
   /// Optional. An object {name: status-or-object} or an array of objects; an
   /// object component's status is its "status" member, an array element's name
   /// is its "name" (else "componentId", "id", else its index).
   std::string components_pointer;
-  std::string version_pointer;                 // optional
+  std::string version_pointer;  // optional
 };
 
 /// What a health page said.
@@ -52,7 +52,7 @@ struct HealthReport {
   /// Spring components are flattened as "parent/child". A component's status does
   /// not change the overall status: the page's own word decides.
   std::vector<Component> components;
-  std::string version;                       // version / releaseId / build.version
+  std::string version;  // version / releaseId / build.version
   /// Other facts, keys in snake_case: release_id, service_id, description, output,
   /// components_dropped (how many were left out past kMaxComponents).
   std::map<std::string, std::string> info;
