@@ -1,10 +1,9 @@
 #include "exporters/api.h"
 
 #include <array>
+#include <boost/json.hpp>
 #include <chrono>
 #include <variant>
-
-#include <boost/json.hpp>
 
 #include "exporters/json_util.h"
 
@@ -70,7 +69,8 @@ json::object resultJson(const Result& r) {
   json::array conditions;
   conditions.reserve(r.conditions.size());
   for (const auto& c : r.conditions) {
-    conditions.push_back(json::object{{"name", text(c.name)}, {"ok", c.ok}, {"detail", text(c.detail)}});
+    conditions.push_back(
+        json::object{{"name", text(c.name)}, {"ok", c.ok}, {"detail", text(c.detail)}});
   }
   o["conditions"] = std::move(conditions);
   json::array components;
@@ -94,8 +94,8 @@ bool parseStates(std::string_view list, std::array<bool, 4>& keep) {
     const std::string_view name = list.substr(0, comma);
     list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
     bool known = false;
-    for (CheckState s : {CheckState::unknown, CheckState::up, CheckState::degraded,
-                         CheckState::down}) {
+    for (CheckState s :
+         {CheckState::unknown, CheckState::up, CheckState::degraded, CheckState::down}) {
       if (checkStateLabel(s) == name) {
         keep[static_cast<std::size_t>(s)] = true;
         known = true;
@@ -147,9 +147,8 @@ json::object checkJson(const CheckStatus& c) {
   o["recent"] = std::move(recent);
   o["interval_seconds"] = cfg ? seconds(cfg->interval) : 0.0;
   o["timeout_seconds"] = cfg ? seconds(cfg->timeout) : 0.0;
-  o["results_total"] = json::object{{"ok", c.results_total[0]},
-                                    {"warn", c.results_total[1]},
-                                    {"fail", c.results_total[2]}};
+  o["results_total"] = json::object{
+      {"ok", c.results_total[0]}, {"warn", c.results_total[1]}, {"fail", c.results_total[2]}};
   o["state_changes"] = c.state_changes;
   return o;
 }
@@ -182,8 +181,8 @@ void handleChecksList(const Snapshot* snap, const HttpRequest& req, HttpResponse
   const std::string_view states = state ? std::string_view(*state) : std::string_view{};
   const Snapshot empty;
   if (!checksDocument(snap ? *snap : empty, states, SystemClock::now(), res.body)) {
-    res.jsonError(400, "unknown state in ?state=", {{"state", std::string(states)},
-                                                    {"allowed", "unknown,up,degraded,down"}});
+    res.jsonError(400, "unknown state in ?state=",
+                  {{"state", std::string(states)}, {"allowed", "unknown,up,degraded,down"}});
     return;
   }
   res.status = 200;

@@ -6,10 +6,9 @@
 /// shown without their user:password part and DSNs or tokens never appear.
 /// Pure functions of a Snapshot: callable from any thread that holds one.
 
+#include <boost/json/object.hpp>
 #include <string>
 #include <string_view>
-
-#include <boost/json/object.hpp>
 
 #include "collector/snapshot.h"
 #include "exporters/http_server.h"

@@ -1,11 +1,6 @@
 #include "exporters/http_server.h"
 
 #include <algorithm>
-#include <charconv>
-#include <optional>
-#include <stdexcept>
-#include <unordered_set>
-
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -13,6 +8,10 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <charconv>
+#include <optional>
+#include <stdexcept>
+#include <unordered_set>
 
 #include "exporters/json_util.h"
 
@@ -144,8 +143,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::system::error_code ec;
     const auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) {
-      remote_ = ep.address().is_v6() ? "[" + ep.address().to_string() + "]"
-                                     : ep.address().to_string();
+      remote_ =
+          ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
       remote_ += ":" + std::to_string(ep.port());
     }
     state_->connections.insert(this);
@@ -172,10 +171,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_->header_limit(static_cast<std::uint32_t>(state_->options.max_header_bytes));
     parser_->body_limit(state_->options.max_body_bytes);
     stream_.expires_after(state_->options.read_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->onRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onRead(ec); });
   }
 
   void onRead(beast::error_code ec) {
@@ -229,9 +227,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (route == nullptr) {
       ++state_->stats.rejected;
       if (path_known) {
-        res.jsonError(405, "method not allowed",
-                      {{"method", std::string(raw.method_string())},
-                       {"path", std::string(req.path)}});
+        res.jsonError(
+            405, "method not allowed",
+            {{"method", std::string(raw.method_string())}, {"path", std::string(req.path)}});
         res.headers.emplace_back("Allow", allowed);
       } else {
         res.jsonError(404, "not found", {{"path", std::string(req.path)}});
@@ -244,14 +242,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (route->async_handler) {
         waiting_ = true;
         const bool head = req.head;
-        route->async_handler(req, [self = shared_from_this(), done, version, head,
-                                   keep_alive](HttpResponse r) {
-          if (*done) return;
-          *done = true;
-          self->waiting_ = false;
-          if (self->closed_) return;
-          self->send(std::move(r), version, head, keep_alive);
-        });
+        route->async_handler(
+            req, [self = shared_from_this(), done, version, head, keep_alive](HttpResponse r) {
+              if (*done) return;
+              *done = true;
+              self->waiting_ = false;
+              if (self->closed_) return;
+              self->send(std::move(r), version, head, keep_alive);
+            });
         return;
       }
       route->handler(req, res);
@@ -289,10 +287,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       res_.prepare_payload();
     }
     stream_.expires_after(state_->options.write_timeout);
-    http::async_write(stream_, res_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                        self->onWrite(ec);
-                      });
+    http::async_write(
+        stream_, res_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onWrite(ec); });
   }
 
   void onWrite(beast::error_code ec) {

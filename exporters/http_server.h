@@ -7,6 +7,8 @@
 /// Threading: every member function, every handler and every `respond` callback
 /// runs on the loop thread only.
 
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/http/verb.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -17,21 +19,18 @@
 #include <utility>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/beast/http/verb.hpp>
-
 namespace vigie {
 
 /// What a handler sees of a request. Views are valid during the handler call only
 /// (copy what an async handler keeps).
 struct HttpRequest {
   boost::beast::http::verb method = boost::beast::http::verb::get;
-  bool head = false;                // a HEAD request served by a GET route
-  std::string_view target;          // as sent: "/api/v1/checks?state=down"
-  std::string_view path;            // target without the query, still %-encoded
+  bool head = false;        // a HEAD request served by a GET route
+  std::string_view target;  // as sent: "/api/v1/checks?state=down"
+  std::string_view path;    // target without the query, still %-encoded
   std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
   std::string_view body;
-  std::string_view remote;          // "127.0.0.1:53122"
+  std::string_view remote;  // "127.0.0.1:53122"
 
   /// The first query parameter named `name`, or nullptr.
   const std::string* param(std::string_view name) const;
@@ -66,7 +65,7 @@ struct HttpServerOptions {
   std::size_t max_body_bytes = 64 * 1024;         // beyond: 413
   std::chrono::milliseconds read_timeout{10000};  // a whole request, or an idle keep-alive
   std::chrono::milliseconds write_timeout{10000};
-  std::size_t max_connections = 10000;            // beyond: accept waits for a close
+  std::size_t max_connections = 10000;  // beyond: accept waits for a close
   std::string server_header = "vigie";
   /// Called with the exception's what() when a handler throws (for the log).
   std::function<void(std::string_view)> on_handler_error;
@@ -75,11 +74,11 @@ struct HttpServerOptions {
 /// Counters of the server's life, for self-metrics.
 struct HttpServerStats {
   std::uint64_t requests = 0;
-  std::uint64_t handler_errors = 0;     // exceptions thrown by handlers (answered 500)
-  std::uint64_t rejected = 0;           // 4xx answered by the server itself (limits, 404, 405)
+  std::uint64_t handler_errors = 0;  // exceptions thrown by handlers (answered 500)
+  std::uint64_t rejected = 0;        // 4xx answered by the server itself (limits, 404, 405)
   std::uint64_t connections_total = 0;
   std::size_t connections_open = 0;
-  std::uint64_t accept_pauses = 0;      // times max_connections was reached
+  std::uint64_t accept_pauses = 0;  // times max_connections was reached
 };
 
 class HttpServer {

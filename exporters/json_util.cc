@@ -19,12 +19,12 @@ std::size_t utf8SequenceLength(std::string_view s, std::size_t i) {
     len = 2;
   } else if (b0 >= 0xE0 && b0 <= 0xEF) {
     len = 3;
-    if (b0 == 0xE0) lo = 0xA0;       // overlong
-    if (b0 == 0xED) hi = 0x9F;       // UTF-16 surrogates
+    if (b0 == 0xE0) lo = 0xA0;  // overlong
+    if (b0 == 0xED) hi = 0x9F;  // UTF-16 surrogates
   } else if (b0 >= 0xF0 && b0 <= 0xF4) {
     len = 4;
-    if (b0 == 0xF0) lo = 0x90;       // overlong
-    if (b0 == 0xF4) hi = 0x8F;       // > U+10FFFF
+    if (b0 == 0xF0) lo = 0x90;  // overlong
+    if (b0 == 0xF4) hi = 0x8F;  // > U+10FFFF
   } else {
     return 0;
   }
@@ -55,12 +55,11 @@ std::string formatRfc3339(SystemClock::time_point tp) {
   const year_month_day ymd{days};
   const hh_mm_ss hms{ms - days};
   std::array<char, 40> buf{};
-  const int n = std::snprintf(buf.data(), buf.size(), "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
-                              static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                              static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
-                              static_cast<int>(hms.minutes().count()),
-                              static_cast<int>(hms.seconds().count()),
-                              static_cast<int>(hms.subseconds().count()));
+  const int n = std::snprintf(
+      buf.data(), buf.size(), "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
+      static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+      static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+      static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
   return std::string(buf.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
 }
 
@@ -146,10 +145,14 @@ std::string_view probeKindLabel(const ProbeSpec& spec) {
 
 std::string_view checkStateLabel(CheckState s) {
   switch (s) {
-    case CheckState::unknown: return "unknown";
-    case CheckState::up: return "up";
-    case CheckState::degraded: return "degraded";
-    case CheckState::down: return "down";
+    case CheckState::unknown:
+      return "unknown";
+    case CheckState::up:
+      return "up";
+    case CheckState::degraded:
+      return "degraded";
+    case CheckState::down:
+      return "down";
   }
   return "unknown";
 }

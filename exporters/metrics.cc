@@ -1,5 +1,8 @@
 #include "exporters/metrics.h"
 
+#include <prometheus/client_metric.h>
+#include <prometheus/text_serializer.h>
+
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -7,9 +10,6 @@
 #include <sstream>
 #include <unordered_set>
 #include <utility>
-
-#include <prometheus/client_metric.h>
-#include <prometheus/text_serializer.h>
 
 #include "exporters/json_util.h"
 
@@ -175,10 +175,17 @@ class FamilySink {
 void appendEscaped(std::string& out, std::string_view v) {
   for (char c : v) {
     switch (c) {
-      case '\\': out.append("\\\\"); break;
-      case '"': out.append("\\\""); break;
-      case '\n': out.append("\\n"); break;
-      default: out.push_back(c);
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      default:
+        out.push_back(c);
     }
   }
 }
@@ -373,9 +380,9 @@ void addBuildInfo(Sink& sink, std::string_view version) {
 template <class Sink>
 void addSnapshot(Sink& sink, const Snapshot& snap, std::string_view version) {
   const std::size_t n = snap.checks.size();
-  for (Fam i : {kProbeSuccess, kProbeDuration, kHttpStatus, kHttpVersion, kHttpBodyLength,
-                kHttpRedirects, kLastResultTs, kCheckPending, kConsecutiveFailures,
-                kLastChangeTs, kStateChangesTotal}) {
+  for (Fam i :
+       {kProbeSuccess, kProbeDuration, kHttpStatus, kHttpVersion, kHttpBodyLength, kHttpRedirects,
+        kLastResultTs, kCheckPending, kConsecutiveFailures, kLastChangeTs, kStateChangesTotal}) {
     sink.reserve(i, n);
   }
   sink.reserve(kHttpPhase, n * kPhaseNames.size());

@@ -8,14 +8,14 @@
 /// labels service, check, group, probe (the kind) and location; names follow
 /// blackbox_exporter where the meaning is the same (probe_success, ...).
 
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <prometheus/collectable.h>
-#include <prometheus/metric_family.h>
 
 #include "collector/snapshot.h"
 

@@ -1,11 +1,11 @@
 #include "exporters/routes.h"
 
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
+
 #include <memory>
 #include <utility>
 #include <vector>
-
-#include <prometheus/client_metric.h>
-#include <prometheus/metric_family.h>
 
 #include "exporters/api.h"
 
@@ -61,14 +61,15 @@ class ServerStatsCollectable : public prometheus::Collectable {
 void registerStandardRoutes(HttpServer& server, SnapshotSource snapshots,
                             prometheus::Registry& self, ReadinessFn ready, std::string version) {
   auto server_metrics = std::make_shared<ServerStatsCollectable>(server);
-  server.route(http::verb::get, "/metrics",
-               [snapshots, version = std::move(version), server_metrics, &self](
-                   const HttpRequest&, HttpResponse& res) {
-                 const auto snap = snapshots ? snapshots() : nullptr;
-                 res.body = renderSnapshotMetrics(snap.get(), version, {server_metrics.get(), &self});
-                 res.content_type = std::string(kMetricsContentType);
-                 res.headers.emplace_back("Cache-Control", "no-store");
-               });
+  server.route(
+      http::verb::get, "/metrics",
+      [snapshots, version = std::move(version), server_metrics, &self](const HttpRequest&,
+                                                                       HttpResponse& res) {
+        const auto snap = snapshots ? snapshots() : nullptr;
+        res.body = renderSnapshotMetrics(snap.get(), version, {server_metrics.get(), &self});
+        res.content_type = std::string(kMetricsContentType);
+        res.headers.emplace_back("Cache-Control", "no-store");
+      });
 
   server.route(http::verb::get, std::string(kChecksPath),
                [snapshots](const HttpRequest& req, HttpResponse& res) {

@@ -8,10 +8,10 @@
 ///   GET /readyz                           200 once ready, else 503
 /// Loop thread only, like the server.
 
+#include <prometheus/registry.h>
+
 #include <functional>
 #include <string>
-
-#include <prometheus/registry.h>
 
 #include "exporters/http_server.h"
 #include "exporters/metrics.h"

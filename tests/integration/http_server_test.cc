@@ -2,12 +2,20 @@
 // thread talks raw HTTP/1.1 over blocking sockets (with receive timeouts, so a
 // failing test ends instead of hanging).
 
+#include "exporters/http_server.h"
+
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <prometheus/registry.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
 #include <cerrno>
 #include <chrono>
 #include <future>
@@ -17,14 +25,6 @@
 #include <string>
 #include <thread>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/json.hpp>
-#include <gtest/gtest.h>
-#include <prometheus/registry.h>
-
-#include "exporters/http_server.h"
 #include "exporters/routes.h"
 
 namespace vigie {
@@ -148,9 +148,8 @@ class HttpServerTest : public ::testing::Test {
     o.read_timeout = 300ms;
     o.max_connections = 3;
     server_ = std::make_unique<HttpServer>(io_, o);
-    server_->route(http::verb::get, "/hello", [](const HttpRequest&, HttpResponse& res) {
-      res.body = "hello\n";
-    });
+    server_->route(http::verb::get, "/hello",
+                   [](const HttpRequest&, HttpResponse& res) { res.body = "hello\n"; });
     server_->route(http::verb::post, "/hello", [](const HttpRequest& req, HttpResponse& res) {
       res.status = 201;
       res.body = "got " + std::string(req.body);
@@ -163,12 +162,10 @@ class HttpServerTest : public ::testing::Test {
     server_->route(http::verb::get, "/files/*", [](const HttpRequest& req, HttpResponse& res) {
       res.body = "prefix " + std::string(req.path);
     });
-    server_->route(http::verb::get, "/files/special", [](const HttpRequest&, HttpResponse& res) {
-      res.body = "exact";
-    });
-    server_->route(http::verb::get, "/throw", [](const HttpRequest&, HttpResponse&) {
-      throw std::runtime_error("boom");
-    });
+    server_->route(http::verb::get, "/files/special",
+                   [](const HttpRequest&, HttpResponse& res) { res.body = "exact"; });
+    server_->route(http::verb::get, "/throw",
+                   [](const HttpRequest&, HttpResponse&) { throw std::runtime_error("boom"); });
     server_->routeAsync(http::verb::get, "/later", [this](const HttpRequest&, HttpRespond respond) {
       auto timer = std::make_shared<boost::asio::steady_timer>(io_, 50ms);
       timer->async_wait([timer, respond](boost::system::error_code) {
@@ -288,8 +285,7 @@ TEST_F(HttpServerTest, KeepAliveAndPipelining) {
     ASSERT_TRUE(r.ok) << i;
     EXPECT_EQ(r.body, std::to_string(i) + "|");
   }
-  c.send(
-      "GET /echo?x=p1 HTTP/1.1\r\nHost: t\r\n\r\nGET /echo?x=p2 HTTP/1.1\r\nHost: t\r\n\r\n");
+  c.send("GET /echo?x=p1 HTTP/1.1\r\nHost: t\r\n\r\nGET /echo?x=p2 HTTP/1.1\r\nHost: t\r\n\r\n");
   EXPECT_EQ(c.read().body, "p1|");
   EXPECT_EQ(c.read().body, "p2|");
   EXPECT_EQ(onLoop([this] { return server_->stats().connections_total; }), 1u);
@@ -407,8 +403,8 @@ TEST(HttpServerListen, Ipv6AndBadAddresses) {
 
   boost::asio::io_context io2;
   HttpServer other(io2);
-  for (const char* bad : {"localhost:80", "127.0.0.1", "127.0.0.1:99999", "1.2.3.4.5:80",
-                          "127.0.0.1:x"}) {
+  for (const char* bad :
+       {"localhost:80", "127.0.0.1", "127.0.0.1:99999", "1.2.3.4.5:80", "127.0.0.1:x"}) {
     EXPECT_THROW(other.listen(bad), std::runtime_error) << bad;
   }
   // A port in use.

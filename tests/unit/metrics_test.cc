@@ -1,6 +1,14 @@
 // /metrics text from hand-built snapshots, the JSON API document and the text
 // helpers they share. The text output is also validated by promtool.
 
+#include "exporters/metrics.h"
+
+#include <gtest/gtest.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -10,15 +18,8 @@
 #include <string>
 #include <vector>
 
-#include <boost/json.hpp>
-#include <gtest/gtest.h>
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
-
 #include "exporters/api.h"
 #include "exporters/json_util.h"
-#include "exporters/metrics.h"
 
 namespace vigie {
 namespace {
@@ -85,9 +86,9 @@ Result okResult() {
 // The standard two-check snapshot: api/health up with a full result, api/ping
 // down after a timeout.
 std::shared_ptr<Snapshot> sampleSnapshot() {
-  auto cfg = makeConfig(
-      {{"api", {httpCheck("api", "health", "https://user:secret@api.example/health"),
-                httpCheck("api", "ping", "http://api.example/ping")}}});
+  auto cfg = makeConfig({{"api",
+                          {httpCheck("api", "health", "https://user:secret@api.example/health"),
+                           httpCheck("api", "ping", "http://api.example/ping")}}});
   auto snap = std::make_shared<Snapshot>();
   snap->config = cfg;
   auto health = statusOf(cfg, 0, 0);
@@ -152,7 +153,8 @@ std::pair<int, std::string> promtool(const std::string& text) {
 
 constexpr const char* kHealth =
     R"(service="api",check="health",group="web",probe="http",location="osug")";
-constexpr const char* kPing = R"(service="api",check="ping",group="web",probe="http",location="osug")";
+constexpr const char* kPing =
+    R"(service="api",check="ping",group="web",probe="http",location="osug")";
 
 TEST(Metrics, ExactLines) {
   const std::string text = render(*sampleSnapshot());
@@ -228,7 +230,10 @@ TEST(Metrics, DirectWriterMatchesTextSerializer) {
   EXPECT_EQ(direct, renderViaCollectable(*snap));
   Snapshot empty;
   EXPECT_EQ(render(empty), renderViaCollectable(empty));
-  EXPECT_EQ(renderSnapshotMetrics(nullptr, "", {}), renderMetrics({}) + "# HELP vigie_build_info vigie's version; the value is always 1.\n# TYPE vigie_build_info gauge\nvigie_build_info{version=\"unknown\"} 1\n");
+  EXPECT_EQ(renderSnapshotMetrics(nullptr, "", {}),
+            renderMetrics({}) +
+                "# HELP vigie_build_info vigie's version; the value is always 1.\n# TYPE "
+                "vigie_build_info gauge\nvigie_build_info{version=\"unknown\"} 1\n");
 }
 
 TEST(Metrics, NoResultYetMeansNoProbeSeries) {
@@ -283,9 +288,8 @@ TEST(Metrics, HostileLabelValuesAreEscapedAndBounded) {
   snap->checks[0] = health;
   const std::string text = render(*snap);
   const std::string h = kHealth;
-  EXPECT_TRUE(hasLine(
-      text, "vigie_health_component_status{" + h +
-                R"(,component="q\"uote\\back\nnl",status="ok"} 1)"))
+  EXPECT_TRUE(hasLine(text, "vigie_health_component_status{" + h +
+                                R"(,component="q\"uote\\back\nnl",status="ok"} 1)"))
       << text;
   EXPECT_TRUE(hasLine(text, "vigie_health_component_status{" + h +
                                 ",component=\"bad\xEF\xBF\xBD\xEF\xBF\xBDutf8\",status=\"ok\"} 1"))
@@ -363,6 +367,13 @@ TEST(Metrics, FiftyThousandChecksScrapeQuickly) {
   EXPECT_TRUE(hasLine(text, "vigie_checks 50000"));
   // Generous for a loaded shared 2-core machine; typical is far below.
   EXPECT_LT(elapsed, 1.0);
+
+  const auto a0 = SteadyClock::now();
+  std::string doc;
+  ASSERT_TRUE(checksDocument(*snap, "", SystemClock::now(), doc));
+  const double api = std::chrono::duration<double>(SteadyClock::now() - a0).count();
+  std::printf("50000 checks: /api/v1/checks %zu bytes in %.3f s\n", doc.size(), api);
+  EXPECT_LT(api, 3.0);
 }
 
 // --- the JSON API ---
@@ -432,7 +443,8 @@ TEST(Api, OneCheckAndHostileStrings) {
   ASSERT_EQ(res.headers.size(), 1u);
   EXPECT_EQ(res.headers[0].second, "no-store");
 
-  for (std::string path : {"/api/v1/checks/api/nope", "/api/v1/checks/api", "/api/v1/checks/a/b/c"}) {
+  for (std::string path :
+       {"/api/v1/checks/api/nope", "/api/v1/checks/api", "/api/v1/checks/a/b/c"}) {
     HttpResponse miss;
     req.path = path;
     handleCheckOne(snap.get(), req, miss);
@@ -466,10 +478,10 @@ TEST(JsonUtil, Utf8) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"plain", "plain"},
       {"caf\xc3\xa9", "caf\xc3\xa9"},
-      {"\xc0\xaf", "\xEF\xBF\xBD\xEF\xBF\xBD"},          // overlong '/'
-      {"\xed\xa0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},  // surrogate
+      {"\xc0\xaf", "\xEF\xBF\xBD\xEF\xBF\xBD"},                                  // overlong '/'
+      {"\xed\xa0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},                  // surrogate
       {"\xf4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},  // > U+10FFFF
-      {"ok\xe2\x82", "ok\xEF\xBF\xBD\xEF\xBF\xBD"},       // truncated sequence
+      {"ok\xe2\x82", "ok\xEF\xBF\xBD\xEF\xBF\xBD"},  // truncated sequence
   };
   for (const auto& [in, want] : cases) {
     EXPECT_EQ(sanitizeUtf8(in), want);
