@@ -1,0 +1,323 @@
+#include "collector/curl_driver.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <unordered_map>
+#include <utility>
+
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+namespace vigie {
+namespace {
+
+namespace asio = boost::asio;
+using Socket = asio::generic::stream_protocol::socket;
+
+// One descriptor watched for curl. `owned`: opened by our opensocket callback, closed
+// by our closesocket callback. Otherwise curl created it itself (the threaded
+// resolver's socketpair): we watch a dup() of it, so curl closing its own descriptor
+// never leaves Asio's reactor with a dangling or reused fd.
+struct Watched {
+  explicit Watched(asio::io_context& io, bool owned_) : sock(io), owned(owned_) {}
+  Socket sock;
+  bool owned;
+  int what = 0;  // CURL_POLL_* currently wanted by curl
+  bool reading = false;
+  bool writing = false;
+  bool closed = false;
+
+  void close() {
+    if (closed) return;
+    closed = true;
+    boost::system::error_code ec;
+    sock.cancel(ec);
+    sock.close(ec);
+  }
+};
+
+// A global init once per process; curl_global_init is not thread-safe, and the
+// engine creates its driver before any other thread uses curl.
+void globalInitOnce() {
+  static const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (rc != CURLE_OK) throw std::runtime_error("curl_global_init failed");
+}
+
+}  // namespace
+
+struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
+  struct Transfer {
+    Done done;
+    bool added = false;  // false: add failed, a completion is posted
+    std::uint64_t gen = 0;
+  };
+
+  explicit Impl(asio::io_context& io_) : io(io_), timer(io_) {
+    globalInitOnce();
+    multi = curl_multi_init();
+    share = curl_share_init();
+    if (multi == nullptr || share == nullptr) {
+      if (multi) curl_multi_cleanup(multi);
+      if (share) curl_share_cleanup(share);
+      throw std::runtime_error("cannot create a libcurl multi or share handle");
+    }
+    // Only the loop thread touches the share (the resolver threads do not), so it
+    // needs no lock functions.
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &Impl::onSocket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &Impl::onTimer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
+    // Probes use fresh connections, so the cache only holds what callers choose to
+    // keep; a small cap bounds idle sockets whatever they do.
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 64L);
+  }
+
+  ~Impl() {
+    shutting_down = true;
+    for (auto& [easy, t] : transfers) {
+      if (t.added) {
+        curl_multi_remove_handle(multi, easy);
+        curl_easy_setopt(easy, CURLOPT_SHARE, nullptr);
+      }
+    }
+    transfers.clear();
+    curl_multi_cleanup(multi);  // closes cached connections through onCloseSocket
+    if (curl_share_cleanup(share) != CURLSHE_OK) {
+      spdlog::warn("curl driver: share handle still in use at exit, leaked");
+    }
+    for (auto& [fd, w] : sockets) w->close();
+    sockets.clear();
+    timer.cancel();
+  }
+
+  // ---- curl callbacks: never call back into curl from these ----
+
+  static curl_socket_t onOpenSocket(void* clientp, curlsocktype purpose,
+                                    struct curl_sockaddr* addr) {
+    auto* self = static_cast<Impl*>(clientp);
+    if (purpose != CURLSOCKTYPE_IPCXN || (addr->family != AF_INET && addr->family != AF_INET6) ||
+        addr->socktype != SOCK_STREAM) {
+      return CURL_SOCKET_BAD;
+    }
+    auto w = std::make_shared<Watched>(self->io, true);
+    boost::system::error_code ec;
+    w->sock.open(asio::generic::stream_protocol(addr->family, addr->protocol), ec);
+    if (ec) return CURL_SOCKET_BAD;
+    const int fd = w->sock.native_handle();
+    // The number may have belonged to a foreign descriptor curl closed without telling
+    // us; that entry is stale (only our dup of it is still open).
+    if (auto it = self->sockets.find(fd); it != self->sockets.end()) {
+      it->second->close();
+      self->sockets.erase(it);
+    }
+    self->sockets.emplace(fd, std::move(w));
+    return fd;
+  }
+
+  static int onCloseSocket(void* clientp, curl_socket_t fd) {
+    auto* self = static_cast<Impl*>(clientp);
+    auto it = self->sockets.find(fd);
+    if (it == self->sockets.end() || !it->second->owned) {
+      return ::close(fd);
+    }
+    it->second->close();  // a pending async_wait completes with operation_aborted
+    self->sockets.erase(it);
+    return 0;
+  }
+
+  static int onSocket(CURL* /*easy*/, curl_socket_t fd, int what, void* userp, void* /*socketp*/) {
+    auto* self = static_cast<Impl*>(userp);
+    auto it = self->sockets.find(fd);
+    if (what == CURL_POLL_REMOVE) {
+      if (it == self->sockets.end()) return 0;
+      it->second->what = 0;
+      // An owned socket stays until closesocket; its pending waits are ignored when
+      // they fire. A foreign one is no longer curl's business: drop our dup.
+      if (!it->second->owned) {
+        it->second->close();
+        self->sockets.erase(it);
+      }
+      return 0;
+    }
+    if (self->shutting_down) return 0;
+    if (it == self->sockets.end()) {
+      const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (dup < 0) return -1;
+      auto w = std::make_shared<Watched>(self->io, false);
+      boost::system::error_code ec;
+      w->sock.assign(asio::generic::stream_protocol(AF_UNIX, 0), dup, ec);
+      if (ec) {
+        ::close(dup);
+        return -1;
+      }
+      it = self->sockets.emplace(fd, std::move(w)).first;
+    }
+    it->second->what = what;
+    self->arm(it->second, fd);
+    return 0;
+  }
+
+  static int onTimer(CURLM* /*multi*/, long timeout_ms, void* userp) {
+    auto* self = static_cast<Impl*>(userp);
+    if (timeout_ms < 0 || self->shutting_down) {
+      self->timer.cancel();
+      return 0;
+    }
+    // Even a 0 ms timeout goes through the loop: socket_action must not be called
+    // from inside a curl callback.
+    self->timer.expires_after(std::chrono::milliseconds(timeout_ms));
+    self->timer.async_wait([weak = self->weak_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (auto impl = weak.lock()) impl->action(CURL_SOCKET_TIMEOUT, 0);
+    });
+    return 0;
+  }
+
+  // ---- loop side ----
+
+  void arm(const std::shared_ptr<Watched>& w, curl_socket_t fd) {
+    if (w->closed || shutting_down) return;
+    if ((w->what & CURL_POLL_IN) && !w->reading) {
+      w->reading = true;
+      w->sock.async_wait(Socket::wait_read,
+                         [weak = weak_from_this(), w, fd](const boost::system::error_code& ec) {
+                           onReady(weak, w, fd, CURL_CSELECT_IN, ec);
+                         });
+    }
+    if ((w->what & CURL_POLL_OUT) && !w->writing) {
+      w->writing = true;
+      w->sock.async_wait(Socket::wait_write,
+                         [weak = weak_from_this(), w, fd](const boost::system::error_code& ec) {
+                           onReady(weak, w, fd, CURL_CSELECT_OUT, ec);
+                         });
+    }
+  }
+
+  // `w` is held by the handler, so the socket object outlives the wait even when
+  // curl closed it meanwhile; `closed` says so and nothing touches it then.
+  static void onReady(const std::weak_ptr<Impl>& weak, const std::shared_ptr<Watched>& w,
+                      curl_socket_t fd, int dir, const boost::system::error_code& ec) {
+    (dir == CURL_CSELECT_IN ? w->reading : w->writing) = false;
+    if (w->closed) return;
+    auto impl = weak.lock();
+    if (!impl) return;
+    const int wanted = dir == CURL_CSELECT_IN ? CURL_POLL_IN : CURL_POLL_OUT;
+    if (ec == asio::error::operation_aborted) {
+      impl->arm(w, fd);
+      return;
+    }
+    if ((w->what & wanted) == 0) return;  // interest dropped while we waited
+    impl->action(fd, ec ? (dir | CURL_CSELECT_ERR) : dir);
+    if (!ec) impl->arm(w, fd);  // re-arm from curl's current interest
+  }
+
+  void action(curl_socket_t fd, int flags) {
+    int running = 0;
+    const CURLMcode mc = curl_multi_socket_action(multi, fd, flags, &running);
+    if (mc != CURLM_OK) {
+      spdlog::error("curl_multi_socket_action: {}", curl_multi_strerror(mc));
+    }
+    drain();
+  }
+
+  void drain() {
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      CURL* easy = msg->easy_handle;
+      const CURLcode rc = msg->data.result;
+      // msg is invalid after remove_handle: everything needed was copied above.
+      curl_multi_remove_handle(multi, easy);
+      curl_easy_setopt(easy, CURLOPT_SHARE, nullptr);
+      auto it = transfers.find(easy);
+      if (it == transfers.end()) continue;
+      Done done = std::move(it->second.done);
+      transfers.erase(it);
+      if (done) done(rc, easy);  // may add/remove transfers, even destroy the easy
+    }
+  }
+
+  void postFailure(CURL* easy, std::uint64_t gen) {
+    asio::post(io, [weak = weak_from_this(), easy, gen] {
+      auto impl = weak.lock();
+      if (!impl) return;
+      auto it = impl->transfers.find(easy);
+      if (it == impl->transfers.end() || it->second.gen != gen || it->second.added) return;
+      Done done = std::move(it->second.done);
+      impl->transfers.erase(it);
+      if (done) done(CURLE_FAILED_INIT, easy);
+    });
+  }
+
+  void add(CURL* easy, Done done) {
+    const std::uint64_t gen = ++next_gen;
+    if (transfers.count(easy) != 0) {
+      // Already running: fail the new request alone, without disturbing the first.
+      asio::post(io, [weak = weak_from_this(), easy, done = std::move(done)] {
+        if (weak.lock() && done) done(CURLE_FAILED_INIT, easy);
+      });
+      return;
+    }
+    curl_easy_setopt(easy, CURLOPT_SHARE, share);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &Impl::onOpenSocket);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, this);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &Impl::onCloseSocket);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, this);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    Transfer t{std::move(done), false, gen};
+    const CURLMcode mc = curl_multi_add_handle(multi, easy);
+    if (mc == CURLM_OK) {
+      t.added = true;
+      transfers.emplace(easy, std::move(t));
+    } else {
+      spdlog::error("curl_multi_add_handle: {}", curl_multi_strerror(mc));
+      curl_easy_setopt(easy, CURLOPT_SHARE, nullptr);
+      transfers.emplace(easy, std::move(t));
+      postFailure(easy, gen);
+    }
+  }
+
+  void remove(CURL* easy) {
+    auto it = transfers.find(easy);
+    if (it == transfers.end()) return;
+    const bool added = it->second.added;
+    transfers.erase(it);
+    if (added) {
+      curl_multi_remove_handle(multi, easy);
+      curl_easy_setopt(easy, CURLOPT_SHARE, nullptr);
+    }
+  }
+
+  asio::io_context& io;
+  asio::steady_timer timer;
+  CURLM* multi = nullptr;
+  CURLSH* share = nullptr;
+  bool shutting_down = false;
+  std::uint64_t next_gen = 0;
+  std::unordered_map<CURL*, Transfer> transfers;
+  std::unordered_map<curl_socket_t, std::shared_ptr<Watched>> sockets;
+};
+
+CurlDriver::CurlDriver(boost::asio::io_context& io) : impl_(std::make_shared<Impl>(io)) {}
+
+CurlDriver::~CurlDriver() = default;
+
+void CurlDriver::add(CURL* easy, Done done) { impl_->add(easy, std::move(done)); }
+
+void CurlDriver::remove(CURL* easy) { impl_->remove(easy); }
+
+std::size_t CurlDriver::active() const { return impl_->transfers.size(); }
+
+std::size_t CurlDriver::openSockets() const { return impl_->sockets.size(); }
+
+}  // namespace vigie

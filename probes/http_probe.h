@@ -1,0 +1,79 @@
+#pragma once
+/// \file
+/// The HTTP(S) probe: one request through libcurl on the shared CurlDriver, then the
+/// status, the health page and the conditions, each turned into a Result.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <curl/curl.h>
+
+#include "collector/config.h"
+#include "probes/probe.h"
+#include "probes/registry.h"
+
+namespace vigie {
+
+/// Probes one URL as blackbox_exporter's http prober does, plus vigie's health pages.
+///
+/// Each attempt uses a fresh connection (CURLOPT_FRESH_CONNECT + FORBID_REUSE, no TLS
+/// session resumption) so the connect and TLS phases and the certificate chain are
+/// measured every time. The body is kept up to `max_body` bytes; one byte more cuts
+/// the transfer (Reason::body_too_large), so memory stays bounded whatever the target.
+/// The deadline is also given to curl (CURLOPT_TIMEOUT_MS): an attempt ends by itself.
+///
+/// Outcome, first match wins:
+///  - transport error: dns, connect, timeout, tls, http_protocol (garbage, reset
+///    mid-body, redirect loop "too many redirects"), body_too_large;
+///  - status not in expect_status (empty: any 2xx): http_status, "got 503, expected 2xx"
+///    (a health page on that response still fills components and version);
+///  - certificate expiring within cert_min_days: cert_expiring;
+///  - health page says fail: health_fail, the failing components named in the detail;
+///    an explicit health_format that cannot be parsed: health_parse;
+///  - a condition fails: latency (latency_below), http_status (status_in), else body;
+///  - health page says warn: Status::warn with Reason::health_warn;
+///  - else ok.
+///
+/// `health_format: auto` never fails a check on a body that is not a health page:
+/// a parse error counts only when the Content-Type names a health format
+/// (application/health+json, application/vnd.spring-boot.actuator...), and a
+/// plain-text verdict ("OK" / anything else) only when the Content-Type is text/plain
+/// or absent. So an HTML or generic JSON page with status 200 is ok, with no components.
+///
+/// Threading: as Probe. Owns its easy handle; destroying the probe cancels a running
+/// attempt (done is then never called).
+class HttpProbe : public Probe {
+ public:
+  /// Copies `spec`; `ctx` (its CurlDriver and io_context) must outlive the probe.
+  HttpProbe(ProbeContext& ctx, HttpSpec spec);
+  ~HttpProbe() override;
+
+  HttpProbe(const HttpProbe&) = delete;
+  HttpProbe& operator=(const HttpProbe&) = delete;
+
+  /// Starts one attempt (a running one is cancelled first).
+  void start(SteadyClock::time_point deadline, Done done) override;
+  /// Stops the running attempt; its done is never called. No-op when idle.
+  void cancel() override;
+
+ private:
+  struct Attempt;
+  static std::size_t onWrite(char* data, std::size_t size, std::size_t nmemb, void* userp);
+  void configure(SteadyClock::time_point deadline);
+  void finish(CURLcode rc);
+  Result buildResult(CURLcode rc);
+
+  ProbeContext& ctx_;
+  HttpSpec spec_;
+  CURL* easy_ = nullptr;
+  curl_slist* headers_ = nullptr;
+  curl_slist* connect_to_ = nullptr;
+  std::string url_;  // spec_.url, rewritten for an SNI override
+  std::unique_ptr<Attempt> attempt_;
+  bool running_ = false;
+  Done done_;
+};
+
+}  // namespace vigie

@@ -1,0 +1,32 @@
+#include "probes/registry.h"
+
+#include <array>
+#include <stdexcept>
+#include <string>
+#include <variant>
+
+#include "probes/http_probe.h"
+
+namespace vigie {
+namespace {
+
+// Indexed like ProbeSpec's alternatives; kept here so the registry does not depend
+// on the config loader's own table.
+constexpr std::array<const char*, std::variant_size_v<ProbeSpec>> kKindNames = {
+    "http", "tcp", "postgres", "disk", "ingress", "heartbeat"};
+
+}  // namespace
+
+bool probeKindAvailable(const ProbeSpec& spec) {
+  return std::holds_alternative<HttpSpec>(spec);
+}
+
+std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, const CheckConfig& check) {
+  if (const auto* http = std::get_if<HttpSpec>(&check.spec)) {
+    return std::make_unique<HttpProbe>(ctx, *http);
+  }
+  throw std::invalid_argument(std::string("probe kind \"") + kKindNames[check.spec.index()] +
+                              "\" is not available in this build");
+}
+
+}  // namespace vigie
