@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -49,6 +50,17 @@ struct HttpSpec {
   TlsSpec tls;
   std::optional<int> cert_min_days;            // fail when the certificate expires sooner
   std::string ip_version;                      // "", "ip4", "ip6"
+  // From blackbox modules (/probe); unset by vigie's own `http:` checks.
+  bool fail_if_ssl = false;                    // fail when the final response came over TLS
+  bool fail_if_not_ssl = false;                // fail when it did not
+  std::vector<std::string> valid_http_versions;  // "HTTP/1.1", "HTTP/2.0"; empty: any
+};
+
+/// One step of a blackbox tcp module's query_response, kept as written.
+struct TcpQueryStep {
+  std::string expect;  // regex (validated at load)
+  std::string send;
+  bool starttls = false;
 };
 
 struct TcpSpec {
@@ -57,6 +69,8 @@ struct TcpSpec {
   std::string expect;   // optional regex on what is read back
   bool tls = false;
   TlsSpec tls_config;
+  std::string ip_version;                     // "", "ip4", "ip6" (blackbox preferred_ip_protocol)
+  std::vector<TcpQueryStep> query_response;   // blackbox modules only; empty otherwise
 };
 
 struct PostgresSpec {
@@ -195,6 +209,12 @@ class ConfigException : public std::exception {
   std::vector<ConfigError> errors_;
   std::string what_;
 };
+
+/// `dsn` with its password replaced by `***`, for logs and messages: the URI form
+/// (postgresql://user:pass@host/db, and a `password=` query parameter) and the
+/// key=value form (host=h password=secret, quoted or not). Also fit for any URL
+/// with user:password@. Pure; any thread.
+std::string redactDsn(std::string_view dsn);
 
 /// Reads, substitutes ${ENV}, parses (YAML; JSON is accepted by the same reader),
 /// validates. Throws ConfigException listing every error. `env` defaults to the
