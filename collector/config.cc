@@ -27,8 +27,10 @@ using Node = ConfigTree;
 constexpr std::array<std::string_view, 6> kKinds = {"http", "tcp",     "postgres",
                                                     "disk", "ingress", "heartbeat"};
 
-// Values shown back to the user are cut, so one huge scalar does not flood the log.
-std::string quote(std::string_view s) {
+// Values shown back to the user are cut, so one huge scalar does not flood the
+// log, and lose any password they carry (a DSN or URL in the wrong place).
+std::string quote(std::string_view raw) {
+  const std::string s = redactDsn(raw);
   if (s.size() > 120) return fmt::format("\"{}...\"", s.substr(0, 117));
   return fmt::format("\"{}\"", s);
 }
@@ -266,7 +268,11 @@ class Loader {
     /// Reports `key` as missing when absent; returns its value otherwise.
     const Node* required(std::string_view key) const {
       const Node* n = (*this)[key];
-      if (!n) loader_.error(map_, path_, fmt::format("missing required key {}", quote(key)));
+      // A mapping of the wrong kind was reported already: no second error about it.
+      const bool usable = map_.data().kind == NodeKind::map || map_.data().kind == NodeKind::null;
+      if (!n && usable) {
+        loader_.error(map_, path_, fmt::format("missing required key {}", quote(key)));
+      }
       return n;
     }
 

@@ -740,6 +740,13 @@ TEST(ConfigErrors, Table) {
        kSvc + "        ingress: {url: \"https://a/\", addresses: [front.example]}\n",
        {"t.yaml:5: services[0].checks[0].ingress.addresses: \"front.example\" is not an IP "
         "address"}},
+      {"service not a map",
+       "services:\n  - web\n",
+       {"t.yaml:2: services[0]: expected a mapping, got a scalar \"web\""}},
+      {"secret in the wrong place",
+       kSvc + "        postgres: \"postgresql://u:pw@h/db\"\n",
+       {"t.yaml:5: services[0].checks[0].postgres: expected a mapping, got a scalar "
+        "\"postgresql://u:***@h/db\""}},
       {"probe not a map",
        kSvc + "        tcp: \"a:80\"\n",
        {"t.yaml:5: services[0].checks[0].tcp: expected a mapping, got a scalar \"a:80\""}},
