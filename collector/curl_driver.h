@@ -7,12 +7,12 @@
 /// thousands of transfers run on the loop thread without a thread per transfer and
 /// without a blocking call (name resolution uses curl's threaded resolver).
 
+#include <curl/curl.h>
+
+#include <boost/asio/io_context.hpp>
 #include <cstddef>
 #include <functional>
 #include <memory>
-
-#include <boost/asio/io_context.hpp>
-#include <curl/curl.h>
 
 namespace vigie {
 

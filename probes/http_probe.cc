@@ -1,6 +1,12 @@
 #include "probes/http_probe.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/json/value.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
 #include <cctype>
 #include <cstdio>
 #include <cstring>
@@ -8,12 +14,6 @@
 #include <optional>
 #include <string_view>
 #include <utility>
-
-#include <boost/asio/post.hpp>
-#include <boost/json/value.hpp>
-#include <boost/url/parse.hpp>
-#include <boost/url/url.hpp>
-#include <fmt/format.h>
 
 #include "collector/curl_driver.h"
 #include "probes/conditions.h"
@@ -23,8 +23,8 @@ namespace vigie {
 
 struct HttpProbe::Attempt {
   std::uint64_t max_body = 0;
-  std::string body;               // at most max_body bytes
-  std::uint64_t received = 0;     // bytes handed to the write callback
+  std::string body;            // at most max_body bytes
+  std::uint64_t received = 0;  // bytes handed to the write callback
   bool too_large = false;
   SystemClock::time_point started{};
   char error[CURL_ERROR_SIZE] = {};
@@ -222,11 +222,11 @@ HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec) : ctx_(ctx), spec_(std::m
     if (parsed) {
       boost::urls::url u = *parsed;
       const std::string host(u.encoded_host_address());
-      std::string port = u.has_port() ? std::string(u.port()) : (u.scheme() == "https" ? "443" : "80");
+      std::string port =
+          u.has_port() ? std::string(u.port()) : (u.scheme() == "https" ? "443" : "80");
       if (host != spec_.tls.server_name) {
-        std::string target = host.find(':') != std::string::npos && host.front() != '['
-                                 ? "[" + host + "]"
-                                 : host;
+        std::string target =
+            host.find(':') != std::string::npos && host.front() != '[' ? "[" + host + "]" : host;
         u.set_host(spec_.tls.server_name);
         url_ = std::string(u.buffer());
         const std::string entry = spec_.tls.server_name + ":" + port + ":" + target + ":" + port;
@@ -292,7 +292,8 @@ void HttpProbe::configure(SteadyClock::time_point deadline) {
   if (spec_.ip_version == "ip4") curl_easy_setopt(e, CURLOPT_IPRESOLVE, CURL_IPRESOLVE_V4);
   if (spec_.ip_version == "ip6") curl_easy_setopt(e, CURLOPT_IPRESOLVE, CURL_IPRESOLVE_V6);
 
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
   const long timeout_ms = std::max<long>(1, static_cast<long>(left.count()));
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
@@ -355,11 +356,20 @@ Result HttpProbe::buildResult(CURLcode rc) {
   long version = 0;
   curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version);
   switch (version) {
-    case CURL_HTTP_VERSION_1_0: r.http_version = 10; break;
-    case CURL_HTTP_VERSION_1_1: r.http_version = 11; break;
-    case CURL_HTTP_VERSION_2_0: r.http_version = 20; break;
-    case CURL_HTTP_VERSION_3: r.http_version = 30; break;
-    default: r.http_version = 0;
+    case CURL_HTTP_VERSION_1_0:
+      r.http_version = 10;
+      break;
+    case CURL_HTTP_VERSION_1_1:
+      r.http_version = 11;
+      break;
+    case CURL_HTTP_VERSION_2_0:
+      r.http_version = 20;
+      break;
+    case CURL_HTTP_VERSION_3:
+      r.http_version = 30;
+      break;
+    default:
+      r.http_version = 0;
   }
   long redirects = 0;
   curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &redirects);
@@ -406,9 +416,8 @@ Result HttpProbe::buildResult(CURLcode rc) {
       case CURLE_USE_SSL_FAILED:
         return fail(Reason::tls, curl_text);
       case CURLE_TOO_MANY_REDIRECTS:
-        return fail(Reason::http_protocol,
-                    fmt::format("too many redirects ({} followed, max {})", r.redirects,
-                                spec_.max_redirects));
+        return fail(Reason::http_protocol, fmt::format("too many redirects ({} followed, max {})",
+                                                       r.redirects, spec_.max_redirects));
       case CURLE_WRITE_ERROR:
       case CURLE_FILESIZE_EXCEEDED:
         if (a.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
@@ -421,9 +430,9 @@ Result HttpProbe::buildResult(CURLcode rc) {
           return fail(Reason::connect,
                       fmt::format("connection lost before a response: {}", curl_text));
         }
-        return fail(Reason::http_protocol,
-                    fmt::format("connection lost mid-body after {} bytes: {}", a.received,
-                                curl_text));
+        return fail(
+            Reason::http_protocol,
+            fmt::format("connection lost mid-body after {} bytes: {}", a.received, curl_text));
       case CURLE_PARTIAL_FILE:
         return fail(Reason::http_protocol, fmt::format("body cut short: {}", curl_text));
       case CURLE_GOT_NOTHING:

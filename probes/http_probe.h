@@ -3,12 +3,12 @@
 /// The HTTP(S) probe: one request through libcurl on the shared CurlDriver, then the
 /// status, the health page and the conditions, each turned into a Result.
 
+#include <curl/curl.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
-
-#include <curl/curl.h>
 
 #include "collector/config.h"
 #include "probes/probe.h"

@@ -17,9 +17,7 @@ constexpr std::array<const char*, std::variant_size_v<ProbeSpec>> kKindNames = {
 
 }  // namespace
 
-bool probeKindAvailable(const ProbeSpec& spec) {
-  return std::holds_alternative<HttpSpec>(spec);
-}
+bool probeKindAvailable(const ProbeSpec& spec) { return std::holds_alternative<HttpSpec>(spec); }
 
 std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, const CheckConfig& check) {
   if (const auto* http = std::get_if<HttpSpec>(&check.spec)) {

@@ -2,10 +2,14 @@
 // TLS with a test-made CA) and against a fault server (trickle, reset, silence,
 // garbage, endless body, stalled TLS).
 
+#include "probes/http_probe.h"
+
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <netdb.h>
 #include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -14,11 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <gtest/gtest.h>
-
 #include "collector/curl_driver.h"
-#include "probes/http_probe.h"
 #include "probes/registry.h"
 #include "tests/support/fault_server.h"
 #include "tests/support/nginx.h"
@@ -84,7 +84,8 @@ class Env : public ::testing::Environment {
          "return 503 '{\"status\":\"DOWN\",\"components\":{\"db\":{\"status\":\"DOWN\"}}}';"},
         {"= /r1", "return 302 /health_json_pass.json;"},
         {"= /loop", "return 302 /loop;"},
-        {"= /echo", "default_type text/plain; return 200 'method=$request_method x=$http_x_vigie';"},
+        {"= /echo",
+         "default_type text/plain; return 200 'method=$request_method x=$http_x_vigie';"},
     };
     g->nginx = std::make_unique<test::Nginx>(o);
     const std::string root = g->nginx->root();
@@ -152,9 +153,9 @@ struct PageCase {
   HealthFormat format;
   Status status;
   Reason reason;
-  std::string detail_has;    // "" = not checked
-  std::string component;     // a component that must be reported ("" = not checked, "-" = none)
-  std::string version;       // "" = not checked
+  std::string detail_has;  // "" = not checked
+  std::string component;   // a component that must be reported ("" = not checked, "-" = none)
+  std::string version;     // "" = not checked
 };
 
 class HealthPages : public ::testing::TestWithParam<PageCase> {};
@@ -207,10 +208,10 @@ INSTANTIATE_TEST_SUITE_P(
                  Reason::none, "", "", "5.2.0"},
         PageCase{"/microprofile_down.json", HealthFormat::auto_detect, Status::fail,
                  Reason::health_fail, "database-connection", "database-connection", ""},
-        PageCase{"/text_fail.txt", HealthFormat::auto_detect, Status::fail, Reason::health_fail,
+        PageCase{"/text_fail.txt", HealthFormat::auto_detect, Status::fail, Reason::health_fail, "",
+                 "", ""},
+        PageCase{"/custom_home_down.json", HealthFormat::custom, Status::fail, Reason::health_fail,
                  "", "", ""},
-        PageCase{"/custom_home_down.json", HealthFormat::custom, Status::fail,
-                 Reason::health_fail, "", "", ""},
         PageCase{"/truncated.json", HealthFormat::spring, Status::fail, Reason::health_parse, "",
                  "", ""},
         PageCase{"/spring/truncated.json", HealthFormat::auto_detect, Status::fail,
@@ -304,8 +305,8 @@ TEST(HttpProbe, PhasesAreMeasured) {
   Outcome run = runProbe(spec(g->nginx->url("/health_json_pass.json")));
   const Result& r = run.result;
   ASSERT_EQ(r.status, Status::ok) << describe(r);
-  for (double v : {r.phases.resolve, r.phases.connect, r.phases.tls, r.phases.processing,
-                   r.phases.transfer}) {
+  for (double v :
+       {r.phases.resolve, r.phases.connect, r.phases.tls, r.phases.processing, r.phases.transfer}) {
     EXPECT_GE(v, 0.0);
   }
   EXPECT_EQ(r.phases.tls, 0.0);
@@ -334,8 +335,8 @@ TEST(HttpProbe, NameThroughResolver) {
     if (ntohl(sin->sin_addr.s_addr) == INADDR_LOOPBACK) name = host;
     freeaddrinfo(res);
   }
-  Outcome run = runProbe(spec("http://" + name + ":" + std::to_string(g->nginx->port()) +
-                          "/text_ok.txt"));
+  Outcome run =
+      runProbe(spec("http://" + name + ":" + std::to_string(g->nginx->port()) + "/text_ok.txt"));
   EXPECT_EQ(run.result.status, Status::ok) << name << ": " << describe(run.result);
 }
 
@@ -399,8 +400,8 @@ TEST(HttpProbe, TlsExpiredCertificate) {
 
 TEST(HttpProbe, SniOverrideConnectsToConfiguredAddress) {
   // URL names 127.0.0.1; the certificate check uses server_name "localhost".
-  HttpSpec s = spec("https://127.0.0.1:" + std::to_string(g->nginx->tlsPort(kValid)) +
-                    "/text_ok.txt");
+  HttpSpec s =
+      spec("https://127.0.0.1:" + std::to_string(g->nginx->tlsPort(kValid)) + "/text_ok.txt");
   s.tls.ca_file = g->ca->caFile();
   s.tls.server_name = "localhost";
   Outcome run = runProbe(s);

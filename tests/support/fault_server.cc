@@ -1,10 +1,8 @@
 #include "tests/support/fault_server.h"
 
-#include <atomic>
-#include <chrono>
-#include <stdexcept>
-#include <thread>
+#include <fmt/format.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -13,7 +11,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
 
 namespace vigie::test {
 namespace {
@@ -47,8 +47,9 @@ awaitable<void> serve(tcp::socket s, FaultServer::Mode mode) {
     switch (mode) {
       case Mode::trickle: {
         co_await asio::async_write(
-            s, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                                             "Content-Length: 1000\r\n\r\n")),
+            s,
+            asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                          "Content-Length: 1000\r\n\r\n")),
             use_awaitable);
         for (int i = 0; i < 1000; ++i) {
           co_await asio::async_write(s, asio::buffer(std::string_view("x")), use_awaitable);
@@ -68,7 +69,7 @@ awaitable<void> serve(tcp::socket s, FaultServer::Mode mode) {
         break;
       }
       case Mode::garbage: {
-        static constexpr unsigned char kJunk[] = {0x00, 0xff, 0x13, 0x37, 'n', 'o', 't', ' ',
+        static constexpr unsigned char kJunk[] = {0x00, 0xff, 0x13, 0x37, 'n',  'o',  't',  ' ',
                                                   'h',  't',  't',  'p',  '\r', '\n', 0x01, 0x02};
         co_await asio::async_write(s, asio::buffer(kJunk, sizeof(kJunk)), use_awaitable);
         boost::system::error_code ec;
@@ -77,8 +78,9 @@ awaitable<void> serve(tcp::socket s, FaultServer::Mode mode) {
       }
       case Mode::huge_body: {
         co_await asio::async_write(
-            s, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                                             "Connection: close\r\n\r\n")),
+            s,
+            asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                          "Connection: close\r\n\r\n")),
             use_awaitable);
         const std::string chunk(65536, 'y');
         for (;;) co_await asio::async_write(s, asio::buffer(chunk), use_awaitable);
@@ -94,7 +96,8 @@ awaitable<void> serve(tcp::socket s, FaultServer::Mode mode) {
 }  // namespace
 
 struct FaultServer::Impl {
-  explicit Impl(Mode m) : mode(m), acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {}
+  explicit Impl(Mode m)
+      : mode(m), acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {}
 
   awaitable<void> acceptLoop() {
     for (;;) {

@@ -1,5 +1,6 @@
 #include "tests/support/nginx.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,8 +8,6 @@
 #include <filesystem>
 #include <stdexcept>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "tests/support/ports.h"
 
@@ -46,13 +45,13 @@ Nginx::Nginx(NginxOptions options) {
   }
   const std::string common = fmt::format("    root {};\n{}", root_, locations);
 
-  std::string servers = fmt::format("  server {{\n{}{}  }}\n",
-                                    listenLines(port_, false, options.ipv6), common);
+  std::string servers =
+      fmt::format("  server {{\n{}{}  }}\n", listenLines(port_, false, options.ipv6), common);
   for (std::size_t i = 0; i < options.tls.size(); ++i) {
-    servers += fmt::format(
-        "  server {{\n{}    ssl_certificate {};\n    ssl_certificate_key {};\n{}  }}\n",
-        listenLines(tls_ports_[i], true, options.ipv6), options.tls[i].cert, options.tls[i].key,
-        common);
+    servers +=
+        fmt::format("  server {{\n{}    ssl_certificate {};\n    ssl_certificate_key {};\n{}  }}\n",
+                    listenLines(tls_ports_[i], true, options.ipv6), options.tls[i].cert,
+                    options.tls[i].key, common);
   }
 
   const std::string t = prefix_ + "/tmp";
@@ -81,7 +80,7 @@ Nginx::Nginx(NginxOptions options) {
   writeFile(prefix_ + "/nginx.conf", conf);
 
   Process::Options po;
-  po.args = {"/usr/sbin/nginx", "-p", prefix_, "-c", prefix_ + "/nginx.conf", "-e",
+  po.args = {"/usr/sbin/nginx",          "-p", prefix_, "-c", prefix_ + "/nginx.conf", "-e",
              prefix_ + "/logs/error.log"};
   po.output_file = prefix_ + "/logs/output.log";
   process_ = std::make_unique<Process>(po);

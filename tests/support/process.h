@@ -18,10 +18,10 @@ namespace vigie::test {
 class Process {
  public:
   struct Options {
-    std::vector<std::string> args;            // args[0] is the executable path (no PATH search)
-    std::map<std::string, std::string> env;   // added to (or replacing in) the parent's environment
-    std::string output_file;                  // stdout+stderr go here; empty: /dev/null
-    std::string cwd;                          // empty: the parent's
+    std::vector<std::string> args;           // args[0] is the executable path (no PATH search)
+    std::map<std::string, std::string> env;  // added to (or replacing in) the parent's environment
+    std::string output_file;                 // stdout+stderr go here; empty: /dev/null
+    std::string cwd;                         // empty: the parent's
   };
 
   /// Spawns the child. Throws std::runtime_error when it cannot be started.

@@ -98,8 +98,7 @@ CertFiles TestCa::issue(const std::string& name, std::chrono::seconds not_before
   addExt(x.get(), keys_->cert.get(), NID_basic_constraints, "critical,CA:FALSE");
   addExt(x.get(), keys_->cert.get(), NID_key_usage, "critical,digitalSignature");
   addExt(x.get(), keys_->cert.get(), NID_ext_key_usage, "serverAuth");
-  addExt(x.get(), keys_->cert.get(), NID_subject_alt_name,
-         "DNS:localhost,IP:127.0.0.1,IP:::1");
+  addExt(x.get(), keys_->cert.get(), NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1");
   addExt(x.get(), keys_->cert.get(), NID_authority_key_identifier, "keyid");
   check(X509_sign(x.get(), keys_->key.get(), EVP_sha256()) > 0, "sign");
   CertFiles files{dir_ + "/" + name + ".pem", dir_ + "/" + name + ".key"};
