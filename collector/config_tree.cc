@@ -34,8 +34,9 @@ struct StructureError {
 // ptree are node-based, so those pointers stay valid while siblings are added).
 class TreeBuilder : public YAML::EventHandler {
  public:
-  TreeBuilder(ConfigTree& root, const std::map<std::string, std::string>* env)
-      : root_(root), env_(env) {}
+  TreeBuilder(ConfigTree& root, const std::map<std::string, std::string>* env,
+              std::size_t max_nodes)
+      : root_(root), env_(env), max_nodes_(max_nodes) {}
 
   void OnDocumentStart(const YAML::Mark&) override {}
   void OnDocumentEnd() override {}
@@ -46,7 +47,7 @@ class TreeBuilder : public YAML::EventHandler {
     d.kind = NodeKind::null;
     setMark(d, mark);
     ConfigTree* n = add(std::move(d));
-    if (anchor) anchors_[anchor] = *n;
+    if (anchor) anchors_[anchor] = Anchored{*n, 1};
   }
 
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
@@ -54,7 +55,8 @@ class TreeBuilder : public YAML::EventHandler {
       throw StructureError{mark.line + 1, mark.column + 1, "an alias as a mapping key"};
     auto it = anchors_.find(anchor);
     if (it == anchors_.end()) throw StructureError{mark.line + 1, mark.column + 1, "unknown alias"};
-    ConfigTree copy = it->second;
+    count(mark.line + 1, mark.column + 1, it->second.nodes);
+    ConfigTree copy = it->second.tree;
     std::string key;
     int key_line = 0;
     takeKey(key, key_line);
@@ -102,7 +104,7 @@ class TreeBuilder : public YAML::EventHandler {
       }
     }
     ConfigTree* n = add(std::move(d));
-    if (anchor) anchors_[anchor] = *n;
+    if (anchor) anchors_[anchor] = Anchored{*n, 1};
   }
 
   void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
@@ -128,7 +130,25 @@ class TreeBuilder : public YAML::EventHandler {
     std::string key;
     int key_line = 0;
     YAML::anchor_t anchor = 0;
+    std::size_t first_node = 0;
   };
+
+  struct Anchored {
+    ConfigTree tree;
+    std::size_t nodes = 0;  // its size, so expanding aliases is counted
+  };
+
+  // Nested aliases can expand exponentially ("billion laughs"): a bound on the
+  // nodes of the expanded tree keeps a hostile file from exhausting memory.
+
+  void count(int line, int column, std::size_t n) {
+    nodes_ += n;
+    if (nodes_ > max_nodes_) {
+      throw StructureError{
+          line, column,
+          "the document expands to more than " + std::to_string(max_nodes_) + " values (aliases?)"};
+    }
+  }
 
   static void setMark(NodeData& d, const YAML::Mark& mark) {
     d.line = mark.line + 1;
@@ -149,6 +169,7 @@ class TreeBuilder : public YAML::EventHandler {
   }
 
   ConfigTree* add(NodeData d) {
+    count(d.line, d.column, 1);
     if (stack_.empty()) {
       root_ = ConfigTree(std::move(d));
       return &root_;
@@ -170,13 +191,14 @@ class TreeBuilder : public YAML::EventHandler {
     setMark(d, mark);
     ConfigTree* n = add(std::move(d));
     stack_.push_back(Open{n, kind == NodeKind::map});
+    stack_.back().first_node = nodes_;
     stack_.back().anchor = anchor;
   }
 
   void close() {
     Open top = std::move(stack_.back());
     stack_.pop_back();
-    if (top.anchor) anchors_[top.anchor] = *top.node;
+    if (top.anchor) anchors_[top.anchor] = Anchored{*top.node, nodes_ - top.first_node + 1};
   }
 
   // YAML merge keys (`<<: *base`): keys already present win, then earlier sources.
@@ -212,7 +234,9 @@ class TreeBuilder : public YAML::EventHandler {
   ConfigTree& root_;
   const std::map<std::string, std::string>* env_;
   std::vector<Open> stack_;
-  std::unordered_map<YAML::anchor_t, ConfigTree> anchors_;
+  std::unordered_map<YAML::anchor_t, Anchored> anchors_;
+  std::size_t nodes_ = 0;
+  std::size_t max_nodes_;
 };
 
 }  // namespace
@@ -277,12 +301,12 @@ std::string substituteEnv(std::string_view text, const std::map<std::string, std
 }
 
 bool readConfigTree(std::string_view text, const std::map<std::string, std::string>* env,
-                    ConfigTree& out, std::vector<TreeError>& errors) {
+                    ConfigTree& out, std::vector<TreeError>& errors, std::size_t max_nodes) {
   out = ConfigTree();
   std::istringstream in{std::string(text)};
   try {
     YAML::Parser parser(in);
-    TreeBuilder builder(out, env);
+    TreeBuilder builder(out, env, max_nodes);
     parser.HandleNextDocument(builder);
     if (parser.HandleNextDocument(builder)) {
       errors.push_back({0, 0, "only one YAML document is allowed"});

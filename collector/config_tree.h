@@ -11,6 +11,7 @@
 /// reading. Pure code: no I/O beyond the text given; any thread may call.
 
 #include <boost/property_tree/ptree.hpp>
+#include <cstddef>
 #include <map>
 #include <string>
 #include <string_view>
@@ -46,9 +47,12 @@ struct TreeError {
 /// Parses `text` (YAML 1.2, hence JSON too) into `out`. Anchors and aliases are
 /// expanded, `<<` merge keys applied (explicit keys win). `env` gives the
 /// variables for `${NAME}`; null means the process environment. Returns false and
-/// appends to `errors` on a syntax error (the tree is then incomplete).
+/// appends to `errors` on a syntax error (the tree is then incomplete). A document
+/// that expands (through aliases) to more than `max_nodes` values is refused, so
+/// a hostile file cannot exhaust memory; 50,000 checks take about 500,000.
 bool readConfigTree(std::string_view text, const std::map<std::string, std::string>* env,
-                    ConfigTree& out, std::vector<TreeError>& errors);
+                    ConfigTree& out, std::vector<TreeError>& errors,
+                    std::size_t max_nodes = 5'000'000);
 
 /// Substitutes `${NAME}` in `text` (`$${` is a literal `${`). Names that are not
 /// set are appended to `missing`; a malformed reference sets `*error`.

@@ -186,6 +186,27 @@ TEST(ConfigTree, AnchorsAliasesAndMergeKeys) {
   EXPECT_EQ(t.get_child("two").get_child("timeout").data().value, "2s");
 }
 
+TEST(ConfigTree, AliasExpansionIsBounded) {
+  // Each level multiplies by ten: 10^9 values once expanded.
+  std::string text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 8; ++i) {
+    text += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) text += (j ? ", *a" : "*a") + std::to_string(i - 1);
+    text += "]\n";
+  }
+  ConfigTree t;
+  std::vector<TreeError> errors;
+  EXPECT_FALSE(readConfigTree(text, nullptr, t, errors, 100'000));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].message, "the document expands to more than 100000 values (aliases?)");
+  EXPECT_EQ(errors[0].line, 5);
+  // The same aliases within the bound expand fully.
+  errors.clear();
+  ASSERT_TRUE(readConfigTree("a: &a [x, x]\nb: [*a, *a]\n", nullptr, t, errors, 100));
+  EXPECT_EQ(t.get_child("b").size(), 2u);
+  EXPECT_EQ(t.get_child("b").front().second.size(), 2u);
+}
+
 TEST(ConfigTree, EnvSubstitution) {
   std::map<std::string, std::string> env{{"A", "alpha"}, {"B_2", "beta"}};
   std::vector<std::string> missing;
