@@ -29,7 +29,7 @@ std::string_view demoConfigText() { return kDemoConfigYaml; }
 
 void registerDemoRoutes(HttpServer& server) {
   // Healthy: IETF health+json with components and a version.
-  page(server, "/demo/obsportal/health", 200, "application/health+json", R"({
+  page(server, "/demo/obsportal/health", 200, "application/health+json", R"J({
   "status": "pass",
   "version": "2.4.1",
   "releaseId": "2.4.1-blue",
@@ -44,21 +44,21 @@ void registerDemoRoutes(HttpServer& server) {
       {"componentType": "system", "status": "pass", "observedValue": true}
     ]
   }
-})");
+})J");
 
   // Healthy: Spring Boot Actuator with nested components.
   page(server, "/demo/aspro/actuator/health", 200, "application/vnd.spring-boot.actuator.v3+json",
-       R"({
+       R"J({
   "status": "UP",
   "components": {
     "db": {"status": "UP", "details": {"database": "PostgreSQL", "validationQuery": "isValid()"}},
     "diskSpace": {"status": "UP", "details": {"total": 107374182400, "free": 53687091200, "threshold": 10485760}},
     "ping": {"status": "UP"}
   }
-})");
+})J");
 
   // Degraded: health+json "warn" (a nearly full volume).
-  page(server, "/demo/catalog/health", 200, "application/health+json", R"({
+  page(server, "/demo/catalog/health", 200, "application/health+json", R"J({
   "status": "warn",
   "version": "1.9.0",
   "output": "data volume 93% full",
@@ -67,16 +67,16 @@ void registerDemoRoutes(HttpServer& server) {
     "nfs-data:utilization": [{"status": "warn", "observedValue": 93, "observedUnit": "percent",
                                "output": "93% used, warning at 90%"}]
   }
-})");
+})J");
 
   // Failing: MicroProfile Health, database down, served with 503 as MicroProfile does.
-  page(server, "/demo/searchcal/health", 503, "application/json", R"({
+  page(server, "/demo/searchcal/health", 503, "application/json", R"J({
   "status": "DOWN",
   "checks": [
     {"name": "database", "status": "DOWN", "data": {"error": "connection refused (pg.osug.fr:5432)"}},
     {"name": "catalog-cache", "status": "UP"}
   ]
-})");
+})J");
 
   // Plain text.
   page(server, "/demo/legacy/health", 200, "text/plain", "OK\n");
@@ -90,9 +90,9 @@ void registerDemoRoutes(HttpServer& server) {
     res.status = down ? 503 : 200;
     res.content_type = "application/health+json";
     res.body = fmt::format(
-        R"({{"status":"{}","version":"3.0.2","checks":{{"postgres:connection":[{{"status":"{}"{}}}]}}}})",
+        R"J({{"status":"{}","version":"3.0.2","checks":{{"postgres:connection":[{{"status":"{}"{}}}]}}}})J",
         down ? "fail" : "pass", down ? "fail" : "pass",
-        down ? R"(,"output":"FATAL: too many connections for role \"oidb\"")" : "");
+        down ? R"J(,"output":"FATAL: too many connections for role \"oidb\"")J" : "");
   });
 }
 

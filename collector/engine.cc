@@ -6,6 +6,8 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
+
 #include <stdexcept>
 
 #include "collector/curl_driver.h"

@@ -51,12 +51,12 @@ class JsonMessageFlag : public spdlog::custom_flag_formatter {
 
 void setupLogging(const std::string& format, const std::string& level) {
   auto logger = spdlog::stdout_logger_mt("vigie");
-  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
   if (format == "json") {
     formatter->add_flag<JsonMessageFlag>('j').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%j"})", spdlog::pattern_time_type::utc);
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%j"})");
   } else if (format == "text" || format.empty()) {
-    formatter->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
+    formatter->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v");
   } else {
     throw std::invalid_argument("log format must be text or json, got \"" + format + "\"");
   }

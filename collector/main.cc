@@ -106,7 +106,7 @@ int run(const RunOptions& opts) {
     return 2;
   }
   registerStandardRoutes(server, [&engine] { return engine.snapshot(); }, *registry,
-                         [&engine] { return engine.ready(); });
+                         [&engine] { return engine.ready(); }, VIGIE_VERSION);
   if (opts.demo) registerDemoRoutes(server);
 
   std::size_t checks = 0;

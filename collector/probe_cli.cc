@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <ctime>
 #include <iostream>
@@ -17,17 +18,17 @@
 namespace vigie {
 namespace {
 
-std::string quoted(const std::string& s) { return "\"" + jsonEscape(s) + "\""; }
+std::string yamlQuoted(const std::string& s) { return "\"" + jsonEscape(s) + "\""; }
 
 // The options become a one-check configuration, so `vigie probe` validates and
 // behaves exactly as a configured check does.
 std::string toYaml(const ProbeCliOptions& o) {
   std::string y = "services:\n  - name: cli\n    checks:\n      - name: probe\n";
-  y += fmt::format("        timeout: {}\n        interval: {}\n", quoted(o.timeout), quoted(o.timeout));
+  y += fmt::format("        timeout: {}\n        interval: {}\n", yamlQuoted(o.timeout), yamlQuoted(o.timeout));
   y += "        http:\n";
-  y += fmt::format("          url: {}\n          method: {}\n", quoted(o.url), quoted(o.method));
-  y += fmt::format("          health_format: {}\n", quoted(o.format));
-  y += fmt::format("          max_body: {}\n", quoted(o.max_body));
+  y += fmt::format("          url: {}\n          method: {}\n", yamlQuoted(o.url), yamlQuoted(o.method));
+  y += fmt::format("          health_format: {}\n", yamlQuoted(o.format));
+  y += fmt::format("          max_body: {}\n", yamlQuoted(o.max_body));
   y += fmt::format("          follow_redirects: {}\n", o.follow_redirects ? "true" : "false");
   if (o.cert_min_days > 0) y += fmt::format("          cert_min_days: {}\n", o.cert_min_days);
   if (!o.expect_status.empty()) {
@@ -44,11 +45,11 @@ std::string toYaml(const ProbeCliOptions& o) {
       if (colon == std::string::npos) throw std::invalid_argument("header \"" + h + "\" is not Name: value");
       auto value = h.substr(colon + 1);
       while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-      y += fmt::format("            {}: {}\n", quoted(h.substr(0, colon)), quoted(value));
+      y += fmt::format("            {}: {}\n", yamlQuoted(h.substr(0, colon)), yamlQuoted(value));
     }
   }
   y += fmt::format("          tls: {{verify: {}{}}}\n", o.insecure ? "false" : "true",
-                   o.ca_file.empty() ? "" : ", ca_file: " + quoted(o.ca_file));
+                   o.ca_file.empty() ? "" : ", ca_file: " + yamlQuoted(o.ca_file));
   if (!o.conditions.empty()) {
     y += "          conditions:\n";
     for (const auto& c : o.conditions) {
@@ -58,15 +59,15 @@ std::string toYaml(const ProbeCliOptions& o) {
       if (kind == "json") {
         auto eq = arg.find('=');
         if (eq == std::string::npos) {
-          y += fmt::format("            - {{json: {}}}\n", quoted(arg));
+          y += fmt::format("            - {{json: {}}}\n", yamlQuoted(arg));
         } else {
-          y += fmt::format("            - {{json: {}, equals: {}}}\n", quoted(arg.substr(0, eq)),
-                           quoted(arg.substr(eq + 1)));
+          y += fmt::format("            - {{json: {}, equals: {}}}\n", yamlQuoted(arg.substr(0, eq)),
+                           yamlQuoted(arg.substr(eq + 1)));
         }
       } else if (kind == "body") {
-        y += fmt::format("            - {{body_matches: {}}}\n", quoted(arg));
+        y += fmt::format("            - {{body_matches: {}}}\n", yamlQuoted(arg));
       } else if (kind == "latency") {
-        y += fmt::format("            - {{latency_below: {}}}\n", quoted(arg));
+        y += fmt::format("            - {{latency_below: {}}}\n", yamlQuoted(arg));
       } else {
         throw std::invalid_argument("condition \"" + c +
                                     "\": expected json:/pointer=value, body:REGEX or latency:800ms");

@@ -1,0 +1,199 @@
+// The engine on a real io_context with fake probes: bounding, timeouts, reloads.
+// Fake probes stand for targets here (the scheduler is what is tested); real
+// targets are in the integration tests.
+
+#include <gtest/gtest.h>
+
+#include <prometheus/registry.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <map>
+
+#include "collector/engine.h"
+
+namespace vigie {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Completes after `delay` with `status`; never when delay is negative (a hung target).
+class FakeProbe : public Probe {
+ public:
+  FakeProbe(boost::asio::io_context& io, std::chrono::milliseconds delay, Status status,
+            int* in_flight, int* max_in_flight)
+      : timer_(io), delay_(delay), status_(status), in_flight_(in_flight), max_(max_in_flight) {}
+  void start(SteadyClock::time_point, Done done) override {
+    ++*in_flight_;
+    *max_ = std::max(*max_, *in_flight_);
+    running_ = true;
+    if (delay_ < 0ms) return;
+    timer_.expires_after(delay_);
+    timer_.async_wait([this, done = std::move(done)](const boost::system::error_code& ec) {
+      if (ec || !running_) return;
+      running_ = false;
+      --*in_flight_;
+      Result r = status_ == Status::fail ? Result::failure(Reason::http_status, "got 503")
+                                         : Result::ok();
+      r.status = status_;
+      done(std::move(r));
+    });
+  }
+  void cancel() override {
+    if (running_) --*in_flight_;
+    running_ = false;
+    timer_.cancel();
+  }
+
+ private:
+  boost::asio::steady_timer timer_;
+  std::chrono::milliseconds delay_;
+  Status status_;
+  bool running_ = false;
+  int* in_flight_;
+  int* max_;
+};
+
+std::shared_ptr<Config> makeConfig(int services, std::chrono::milliseconds interval,
+                                   std::chrono::milliseconds timeout, int max_in_flight) {
+  auto cfg = std::make_shared<Config>();
+  cfg->max_in_flight = max_in_flight;
+  for (int i = 0; i < services; ++i) {
+    ServiceConfig svc;
+    svc.name = "svc" + std::to_string(i);
+    CheckConfig c;
+    c.name = "health";
+    c.key = svc.name + "/health";
+    c.interval = interval;
+    c.timeout = timeout;
+    c.failure_threshold = 1;
+    HttpSpec http;
+    http.url = "http://127.0.0.1:1/" + svc.name;
+    c.spec = http;
+    svc.checks.push_back(c);
+    cfg->services.push_back(std::move(svc));
+  }
+  return cfg;
+}
+
+struct Fixture {
+  boost::asio::io_context io{1};
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  int in_flight = 0;
+  int max_in_flight = 0;
+  std::map<std::string, std::chrono::milliseconds> delays;  // by service name; default 5ms
+  std::map<std::string, Status> statuses;
+  std::unique_ptr<Engine> engine;
+
+  Fixture() {
+    engine = std::make_unique<Engine>(io, registry, [this](const CheckConfig& c) {
+      auto svc = c.key.substr(0, c.key.find('/'));
+      auto d = delays.count(svc) ? delays[svc] : 5ms;
+      auto s = statuses.count(svc) ? statuses[svc] : Status::ok;
+      return std::make_unique<FakeProbe>(io, d, s, &in_flight, &max_in_flight);
+    });
+  }
+  void runFor(std::chrono::milliseconds d) {
+    io.restart();
+    io.run_for(d);
+  }
+};
+
+TEST(Engine, RunsEveryCheckAndBoundsInFlight) {
+  Fixture f;
+  std::map<std::string, int> results;
+  f.engine->on_result = [&](const CheckStatus& s) { ++results[s.check->key]; };
+  for (int i = 0; i < 200; ++i) f.delays["svc" + std::to_string(i)] = 50ms;
+  f.engine->apply(makeConfig(200, 500ms, 400ms, 20));
+  f.runFor(1300ms);
+  EXPECT_EQ(results.size(), 200u);  // every check ran at least once
+  EXPECT_LE(f.max_in_flight, 20);
+  EXPECT_EQ(f.max_in_flight, 20);  // and the bound was actually reached
+  auto snap = f.engine->snapshot();
+  ASSERT_EQ(snap->checks.size(), 200u);
+  for (const auto& c : snap->checks) EXPECT_EQ(c->state, CheckState::up) << c->check->key;
+}
+
+TEST(Engine, AHungCheckTimesOutAndOthersKeepTheirSchedule) {
+  Fixture f;
+  f.delays["svc0"] = -1ms;  // never answers
+  std::map<std::string, int> results;
+  f.engine->on_result = [&](const CheckStatus& s) { ++results[s.check->key]; };
+  f.engine->apply(makeConfig(5, 200ms, 100ms, 2));
+  f.runFor(1050ms);
+  auto snap = f.engine->snapshot();
+  const auto& hung = *snap->checks[0];
+  ASSERT_TRUE(hung.last);
+  EXPECT_EQ(hung.last->reason, Reason::timeout);
+  EXPECT_EQ(hung.state, CheckState::down);
+  EXPECT_NE(hung.last->detail.find("100ms"), std::string::npos) << hung.last->detail;
+  EXPECT_GE(hung.last->duration, 0.1);
+  for (int i = 1; i < 5; ++i) {
+    EXPECT_GE(results["svc" + std::to_string(i) + "/health"], 4) << i;
+  }
+}
+
+TEST(Engine, ReloadKeepsStateOfUnchangedChecksAndDropsRemovedOnes) {
+  Fixture f;
+  f.statuses["svc1"] = Status::fail;
+  f.engine->apply(makeConfig(3, 100ms, 50ms, 10));
+  f.runFor(350ms);
+  auto before = f.engine->snapshot();
+  ASSERT_EQ(before->checks.size(), 3u);
+  const auto changes_before = before->checks[1]->state_changes;
+  EXPECT_EQ(before->checks[1]->state, CheckState::down);
+
+  f.engine->apply(makeConfig(2, 100ms, 50ms, 10));  // svc2 removed
+  auto after = f.engine->snapshot();
+  ASSERT_EQ(after->checks.size(), 2u);
+  EXPECT_EQ(after->checks[1]->state, CheckState::down);
+  EXPECT_EQ(after->checks[1]->state_changes, changes_before);
+  EXPECT_GE(after->checks[1]->recent.size(), before->checks[1]->recent.size());
+  f.runFor(300ms);
+  EXPECT_EQ(f.engine->snapshot()->checks.size(), 2u);
+}
+
+TEST(Engine, AFailingFactoryLeavesTheRunningConfig) {
+  Fixture f;
+  f.engine->apply(makeConfig(2, 100ms, 50ms, 10));
+  auto running = f.engine->config();
+  Engine bad(f.io, std::make_shared<prometheus::Registry>(), [](const CheckConfig& c) -> std::unique_ptr<Probe> {
+    throw std::invalid_argument("probe kind \"x\" is not available for " + c.key);
+  });
+  EXPECT_THROW(bad.apply(makeConfig(1, 100ms, 50ms, 10)), std::invalid_argument);
+  EXPECT_FALSE(bad.ready());
+  EXPECT_EQ(f.engine->config(), running);
+}
+
+TEST(Engine, LagIsMeasured) {
+  Fixture f;
+  f.engine->apply(makeConfig(50, 100ms, 50ms, 100));
+  f.runFor(500ms);
+  bool found = false;
+  for (const auto& fam : f.registry->Collect()) {
+    if (fam.name != "vigie_scheduler_lag_seconds") continue;
+    found = true;
+    ASSERT_EQ(fam.metric.size(), 1u);
+    EXPECT_GE(fam.metric[0].histogram.sample_count, 200u);
+    // On an idle loop nearly every start is within 10 ms of its slot.
+    EXPECT_LT(fam.metric[0].histogram.sample_sum / fam.metric[0].histogram.sample_count, 0.01);
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(Engine, StopCancelsEverything) {
+  Fixture f;
+  f.delays["svc0"] = -1ms;
+  f.engine->apply(makeConfig(3, 100ms, 5000ms, 10));
+  f.runFor(150ms);
+  f.engine->stop();
+  f.io.restart();
+  const auto t0 = SteadyClock::now();
+  f.io.run();  // must return: no timer or probe left pending
+  EXPECT_LT(SteadyClock::now() - t0, 1s);
+  EXPECT_EQ(f.in_flight, 0);
+}
+
+}  // namespace
+}  // namespace vigie
