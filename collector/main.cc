@@ -20,6 +20,7 @@
 #include "collector/log.h"
 #include "collector/probe_cli.h"
 #include "exporters/http_server.h"
+#include "exporters/index_page.h"
 #include "exporters/routes.h"
 #include "probes/registry.h"
 
@@ -107,6 +108,14 @@ int run(const RunOptions& opts) {
   }
   registerStandardRoutes(server, [&engine] { return engine.snapshot(); }, *registry,
                          [&engine] { return engine.ready(); }, VIGIE_VERSION);
+  server.route(boost::beast::http::verb::get, "/", [&engine](const HttpRequest&, HttpResponse& res) {
+    auto snap = engine.snapshot();
+    res.content_type = "text/html; charset=utf-8";
+    res.body = renderIndexPage(snap.get(), SystemClock::now());
+    res.headers.emplace_back("Content-Security-Policy", kIndexPageCsp);
+    res.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    res.headers.emplace_back("Cache-Control", "no-store");
+  });
   if (opts.demo) registerDemoRoutes(server);
 
   std::size_t checks = 0;
