@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
@@ -11,6 +12,7 @@
 #include <stdexcept>
 
 #include "collector/curl_driver.h"
+#include "collector/worker_pool.h"
 #include "probes/registry.h"
 
 namespace vigie {
@@ -41,6 +43,11 @@ namespace {
 // precise timeout detail (which phase it was in).
 constexpr auto kDeadlineGrace = std::chrono::milliseconds(30);
 
+// Threads for blocking probes (disk); a hung mount can hold at most this many.
+constexpr std::size_t kBlockingThreads = 8;
+// A worker busy on one job for longer than this is counted as stuck.
+constexpr auto kBlockingStuckAfter = std::chrono::seconds(10);
+
 std::string describeDuration(Duration d) {
   if (d.count() % 1000 == 0) return fmt::format("{}s", d.count() / 1000);
   return fmt::format("{}ms", d.count());
@@ -53,7 +60,8 @@ Engine::Engine(boost::asio::io_context& io, std::shared_ptr<prometheus::Registry
     : io_(io),
       self_(std::move(self)),
       curl_(std::make_unique<CurlDriver>(io)),
-      ctx_(std::make_unique<ProbeContext>(ProbeContext{io, *curl_, ""})),
+      blocking_(std::make_unique<WorkerPool>(io, kBlockingThreads, "vigie-blocking")),
+      ctx_(std::make_unique<ProbeContext>(ProbeContext{io, *curl_, "", blocking_.get()})),
       factory_(std::move(factory)),
       scheduler_(4096, SteadyClock::now()),
       wake_timer_(io) {
@@ -94,6 +102,12 @@ Engine::Engine(boost::asio::io_context& io, std::shared_ptr<prometheus::Registry
                         "still running or waiting for a slot, or vigie was behind.")
                   .Register(*self_)
                   .Add({});
+  blocking_stuck_ = &prometheus::BuildGauge()
+                         .Name("vigie_blocking_workers_stuck")
+                         .Help("Threads of the blocking pool (disk probes) busy on one job for "
+                               "more than 10 s, as on a hung mount.")
+                         .Register(*self_)
+                         .Add({});
 }
 
 Engine::~Engine() { stop(); }
@@ -339,6 +353,7 @@ void Engine::complete(Scheduler::Id id, std::uint64_t attempt, Result result) {
 }
 
 std::shared_ptr<const Snapshot> Engine::snapshot() {
+  blocking_stuck_->Set(static_cast<double>(blocking_->stuck(kBlockingStuckAfter)));
   if (cached_ && cached_->self.probes_in_flight == scheduler_.inFlight()) return cached_;
   auto snap = std::make_shared<Snapshot>();
   snap->config = config_;

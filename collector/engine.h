@@ -29,6 +29,7 @@ class Gauge;
 namespace vigie {
 
 class CurlDriver;
+class WorkerPool;
 struct ProbeContext;
 
 class Engine {
@@ -80,6 +81,7 @@ class Engine {
   boost::asio::io_context& io_;
   std::shared_ptr<prometheus::Registry> self_;
   std::unique_ptr<CurlDriver> curl_;
+  std::unique_ptr<WorkerPool> blocking_;  // disk probes; outlives every probe
   std::unique_ptr<ProbeContext> ctx_;
   ProbeFactory factory_;
   Scheduler scheduler_;
@@ -101,6 +103,7 @@ class Engine {
   prometheus::Counter* late_results_ = nullptr;
   prometheus::Counter* internal_errors_ = nullptr;
   prometheus::Counter* skipped_ = nullptr;
+  prometheus::Gauge* blocking_stuck_ = nullptr;
   std::uint64_t skipped_reported_ = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <variant>
 
+#include "probes/disk_probe.h"
 #include "probes/http_probe.h"
 
 namespace vigie {
@@ -17,11 +18,16 @@ constexpr std::array<const char*, std::variant_size_v<ProbeSpec>> kKindNames = {
 
 }  // namespace
 
-bool probeKindAvailable(const ProbeSpec& spec) { return std::holds_alternative<HttpSpec>(spec); }
+bool probeKindAvailable(const ProbeSpec& spec) {
+  return std::holds_alternative<HttpSpec>(spec) || std::holds_alternative<DiskSpec>(spec);
+}
 
 std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, const CheckConfig& check) {
   if (const auto* http = std::get_if<HttpSpec>(&check.spec)) {
     return std::make_unique<HttpProbe>(ctx, *http);
+  }
+  if (const auto* disk = std::get_if<DiskSpec>(&check.spec)) {
+    return std::make_unique<DiskProbe>(ctx, *disk);
   }
   throw std::invalid_argument(std::string("probe kind \"") + kKindNames[check.spec.index()] +
                               "\" is not available in this build");

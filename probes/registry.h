@@ -14,12 +14,14 @@
 namespace vigie {
 
 class CurlDriver;
+class WorkerPool;
 
 /// What probes share, owned by the engine; all references outlive every probe.
 struct ProbeContext {
   boost::asio::io_context& io;
   CurlDriver& curl;
   std::string location;  // config `location`
+  WorkerPool* blocking = nullptr;  // pool for blocking probes (disk); may be null
 };
 
 /// Makes the probe for a check. Throws std::invalid_argument when the kind has no
