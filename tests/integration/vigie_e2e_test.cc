@@ -103,7 +103,7 @@ TEST(Demo, ShowsEveryTargetWithinOneInterval) {
     int n = 0;
     std::istringstream in(metrics);
     for (std::string line; std::getline(in, line);) n += line.rfind("probe_success{", 0) == 0;
-    return n == 6;
+    return n == 7;
   })) << metrics << vigie.output();
   EXPECT_NE(metricLine(metrics, "probe_success{service=\"obsportal\"").find("} 1"), std::string::npos);
   EXPECT_NE(metricLine(metrics, "probe_success{service=\"searchcal\"").find("} 0"), std::string::npos);
@@ -122,6 +122,10 @@ TEST(Demo, ShowsEveryTargetWithinOneInterval) {
   EXPECT_EQ(failing->at("state").as_string(), "down");
   EXPECT_EQ(failing->at("reason").as_string(), "http_status");
   EXPECT_NE(std::string(failing->at("detail").as_string()).find("database"), std::string::npos);
+  const auto* disk = findCheck(doc, "legacy-archive/scratch-volume");
+  ASSERT_TRUE(disk);
+  EXPECT_EQ(disk->at("state").as_string(), "up") << boost::json::serialize(*disk);
+  EXPECT_EQ(disk->at("kind").as_string(), "disk");
   const auto* healthy = findCheck(doc, "aspro/health");
   ASSERT_TRUE(healthy);
   EXPECT_EQ(healthy->at("state").as_string(), "up");
