@@ -96,7 +96,7 @@ bool parseStates(std::string_view list, std::array<bool, 4>& keep) {
     bool known = false;
     for (CheckState s :
          {CheckState::unknown, CheckState::up, CheckState::degraded, CheckState::down}) {
-      if (checkStateLabel(s) == name) {
+      if (checkStateName(s) == name) {
         keep[static_cast<std::size_t>(s)] = true;
         known = true;
       }
@@ -122,7 +122,7 @@ json::object checkJson(const CheckStatus& c) {
   o["kind"] = cfg ? json::value(json::string(probeKindLabel(cfg->spec))) : json::value(nullptr);
   o["target"] = cfg ? targetOf(cfg->spec) : json::value(nullptr);
   o["critical"] = cfg ? cfg->critical : true;
-  o["state"] = checkStateLabel(c.state);
+  o["state"] = checkStateName(c.state);
   o["pending"] = c.pending;
   o["reason"] = c.last ? reasonOrNull(c.last->reason) : json::value(nullptr);
   o["detail"] = c.last ? text(c.last->detail) : json::value(nullptr);

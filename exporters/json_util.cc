@@ -143,18 +143,5 @@ std::string_view probeKindLabel(const ProbeSpec& spec) {
       spec);
 }
 
-std::string_view checkStateLabel(CheckState s) {
-  switch (s) {
-    case CheckState::unknown:
-      return "unknown";
-    case CheckState::up:
-      return "up";
-    case CheckState::degraded:
-      return "degraded";
-    case CheckState::down:
-      return "down";
-  }
-  return "unknown";
-}
 
 }  // namespace vigie

@@ -41,7 +41,5 @@ std::string percentDecode(std::string_view s, bool plus_is_space = false);
 /// "http", "tcp", "postgres", "disk", "ingress", "heartbeat".
 std::string_view probeKindLabel(const ProbeSpec& spec);
 
-/// "unknown" | "up" | "degraded" | "down".
-std::string_view checkStateLabel(CheckState s);
 
 }  // namespace vigie

@@ -356,7 +356,7 @@ void addCheck(Sink& sink, const CheckStatus& c, std::string_view location,
   }
 
   for (CheckState s : kStates) {
-    sink.add(kCheckState, {{"state", checkStateLabel(s)}}, c.state == s ? 1 : 0);
+    sink.add(kCheckState, {{"state", checkStateName(s)}}, c.state == s ? 1 : 0);
   }
   sink.add(kCheckPending, c.pending ? 1 : 0);
   sink.add(kConsecutiveFailures, c.consecutive_failures);
