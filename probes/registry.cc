@@ -7,6 +7,7 @@
 
 #include "probes/disk_probe.h"
 #include "probes/http_probe.h"
+#include "probes/tcp_probe.h"
 
 namespace vigie {
 namespace {
@@ -19,12 +20,16 @@ constexpr std::array<const char*, std::variant_size_v<ProbeSpec>> kKindNames = {
 }  // namespace
 
 bool probeKindAvailable(const ProbeSpec& spec) {
-  return std::holds_alternative<HttpSpec>(spec) || std::holds_alternative<DiskSpec>(spec);
+  return std::holds_alternative<HttpSpec>(spec) || std::holds_alternative<DiskSpec>(spec) ||
+         std::holds_alternative<TcpSpec>(spec);
 }
 
 std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, const CheckConfig& check) {
   if (const auto* http = std::get_if<HttpSpec>(&check.spec)) {
     return std::make_unique<HttpProbe>(ctx, *http);
+  }
+  if (const auto* tcp = std::get_if<TcpSpec>(&check.spec)) {
+    return std::make_unique<TcpProbe>(ctx, *tcp);
   }
   if (const auto* disk = std::get_if<DiskSpec>(&check.spec)) {
     return std::make_unique<DiskProbe>(ctx, *disk);

@@ -573,13 +573,17 @@ TEST(Registry, HttpIsAvailableOthersAreNot) {
   EXPECT_TRUE(probeKindAvailable(check.spec));
   EXPECT_NE(makeProbe(ctx, check), nullptr);
 
-  check.spec = TcpSpec{};
+  check.spec = TcpSpec{"127.0.0.1:1"};
+  EXPECT_TRUE(probeKindAvailable(check.spec));
+  EXPECT_NE(makeProbe(ctx, check), nullptr);
+
+  check.spec = IngressSpec{};
   EXPECT_FALSE(probeKindAvailable(check.spec));
   try {
     makeProbe(ctx, check);
     ADD_FAILURE() << "no exception";
   } catch (const std::invalid_argument& e) {
-    EXPECT_STREQ(e.what(), "probe kind \"tcp\" is not available in this build");
+    EXPECT_STREQ(e.what(), "probe kind \"ingress\" is not available in this build");
   }
 }
 
