@@ -45,6 +45,9 @@ constexpr auto kDeadlineGrace = std::chrono::milliseconds(30);
 
 // Threads for blocking probes (disk); a hung mount can hold at most this many.
 constexpr std::size_t kBlockingThreads = 8;
+// Threads for libpqxx (blocking connect and query); separate from the disk pool so
+// a hung mount never holds back database checks, nor the reverse.
+constexpr std::size_t kDatabaseThreads = 8;
 // A worker busy on one job for longer than this is counted as stuck.
 constexpr auto kBlockingStuckAfter = std::chrono::seconds(10);
 
@@ -61,7 +64,9 @@ Engine::Engine(boost::asio::io_context& io, std::shared_ptr<prometheus::Registry
       self_(std::move(self)),
       curl_(std::make_unique<CurlDriver>(io)),
       blocking_(std::make_unique<WorkerPool>(io, kBlockingThreads, "vigie-blocking")),
-      ctx_(std::make_unique<ProbeContext>(ProbeContext{io, *curl_, "", blocking_.get()})),
+      database_(std::make_unique<WorkerPool>(io, kDatabaseThreads, "vigie-database")),
+      ctx_(std::make_unique<ProbeContext>(
+          ProbeContext{io, *curl_, "", blocking_.get(), database_.get(), nullptr})),
       factory_(std::move(factory)),
       scheduler_(4096, SteadyClock::now()),
       wake_timer_(io) {
@@ -102,12 +107,14 @@ Engine::Engine(boost::asio::io_context& io, std::shared_ptr<prometheus::Registry
                         "still running or waiting for a slot, or vigie was behind.")
                   .Register(*self_)
                   .Add({});
-  blocking_stuck_ = &prometheus::BuildGauge()
-                         .Name("vigie_blocking_workers_stuck")
-                         .Help("Threads of the blocking pool (disk probes) busy on one job for "
-                               "more than 10 s, as on a hung mount.")
-                         .Register(*self_)
-                         .Add({});
+  auto& stuck = prometheus::BuildGauge()
+                    .Name("vigie_blocking_workers_stuck")
+                    .Help("Threads of a blocking pool (pool=disk: disk probes, pool=database: "
+                          "PostgreSQL probes) busy on one job for more than 10 s, as on a hung "
+                          "mount. Each pool has at most 8 threads.")
+                    .Register(*self_);
+  blocking_stuck_ = &stuck.Add({{"pool", "disk"}});
+  database_stuck_ = &stuck.Add({{"pool", "database"}});
 }
 
 Engine::~Engine() { stop(); }
@@ -354,6 +361,7 @@ void Engine::complete(Scheduler::Id id, std::uint64_t attempt, Result result) {
 
 std::shared_ptr<const Snapshot> Engine::snapshot() {
   blocking_stuck_->Set(static_cast<double>(blocking_->stuck(kBlockingStuckAfter)));
+  database_stuck_->Set(static_cast<double>(database_->stuck(kBlockingStuckAfter)));
   if (cached_ && cached_->self.probes_in_flight == scheduler_.inFlight()) return cached_;
   auto snap = std::make_shared<Snapshot>();
   snap->config = config_;

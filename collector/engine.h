@@ -82,6 +82,7 @@ class Engine {
   std::shared_ptr<prometheus::Registry> self_;
   std::unique_ptr<CurlDriver> curl_;
   std::unique_ptr<WorkerPool> blocking_;  // disk probes; outlives every probe
+  std::unique_ptr<WorkerPool> database_;  // postgres probes; likewise
   std::unique_ptr<ProbeContext> ctx_;
   ProbeFactory factory_;
   Scheduler scheduler_;
@@ -104,6 +105,7 @@ class Engine {
   prometheus::Counter* internal_errors_ = nullptr;
   prometheus::Counter* skipped_ = nullptr;
   prometheus::Gauge* blocking_stuck_ = nullptr;
+  prometheus::Gauge* database_stuck_ = nullptr;
   std::uint64_t skipped_reported_ = 0;
 };
 

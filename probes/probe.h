@@ -82,6 +82,19 @@ struct Component {
   std::string detail;  // raw status word or output text, bounded in size
 };
 
+/// One front-end address of an ingress check, probed on its own (as
+/// `curl --resolve host:port:address` pins it). Shown per address in the API
+/// and as vigie_check_target_* metrics.
+struct TargetResult {
+  std::string address;                 // as configured, e.g. "193.48.1.10" or "::1"
+  Status status = Status::fail;
+  Reason reason = Reason::internal;
+  std::string detail;
+  int http_status = 0;
+  double duration = 0;                 // seconds
+  std::optional<double> cert_expiry;   // unix seconds
+};
+
 /// The result of one attempt. Values are copied into the check's history, so
 /// keep strings bounded (probes cut details at a few hundred bytes).
 struct Result {
@@ -103,6 +116,11 @@ struct Result {
   std::vector<Component> components;
   std::string version;                    // reported by the target (health page, server)
   std::map<std::string, std::string> info;  // other facts: release_id, server_version, ...
+  std::vector<TargetResult> targets;      // ingress: one per front-end address
+
+  /// Nothing to report yet (a heartbeat before its first push is due): the
+  /// engine drops this result, the check's state and history are unchanged.
+  bool inconclusive = false;
 
   static Result ok() {
     Result r;

@@ -15,13 +15,16 @@ namespace vigie {
 
 class CurlDriver;
 class WorkerPool;
+class HeartbeatBoard;
 
 /// What probes share, owned by the engine; all references outlive every probe.
 struct ProbeContext {
   boost::asio::io_context& io;
   CurlDriver& curl;
   std::string location;  // config `location`
-  WorkerPool* blocking = nullptr;  // pool for blocking probes (disk); may be null
+  WorkerPool* blocking = nullptr;  // pool for blocking disk probes; may be null
+  WorkerPool* database = nullptr;  // pool for blocking database probes (libpqxx); may be null
+  HeartbeatBoard* heartbeats = nullptr;  // pushes received, read by heartbeat probes; may be null
 };
 
 /// Makes the probe for a check. Throws std::invalid_argument when the kind has no

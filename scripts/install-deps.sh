@@ -8,6 +8,7 @@ packages=(
   libboost1.81-all-dev libboost-json1.81-dev libboost-url1.81-dev
   libcurl4-openssl-dev prometheus-cpp-dev libpqxx-dev libfmt-dev libyaml-cpp-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libssl-dev
+  libfuse3-dev fuse3 haproxy
   nginx-light prometheus postgresql
 )
 if [[ "${1:-}" == "--runtime-only" ]]; then
