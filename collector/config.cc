@@ -769,7 +769,15 @@ class Loader {
     if (n.data().kind != NodeKind::map) return;
     duration(f["period"], f.path("period"), h.period, true);
     duration(f["grace"], f.path("grace"), h.grace, false);
-    str(f["token"], f.path("token"), h.token);
+    if (f.required("token")) {
+      str(f["token"], f.path("token"), h.token);
+      if (h.token.size() < 16) {
+        error(*f["token"], f.path("token"),
+              fmt::format("the token is {} characters long, at least 16 are needed (anyone who "
+                          "can reach vigie could guess it): try `openssl rand -hex 16`",
+                          h.token.size()));
+      }
+    }
   }
 
   void check(const Node& n, const std::string& path, const std::string& service,
@@ -843,6 +851,9 @@ class Loader {
       HeartbeatSpec h;
       heartbeat(spec, sp, h);
       c.spec = std::move(h);
+      // A job's failure or a missed push is known for sure at once: one evaluation
+      // suffices, unless the check says otherwise.
+      if (!f["failure_threshold"]) c.failure_threshold = 1;
     }
   }
 

@@ -2,7 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
 #include <chrono>
+#include <memory>
 
 #include "collector/demo_config.h"
 #include "exporters/http_server.h"
@@ -23,7 +31,81 @@ void page(HttpServer& server, std::string path, unsigned status, std::string con
                });
 }
 
+// The token of the demo's heartbeat check in examples/demo.yaml.
+constexpr std::string_view kDemoToken = "demo-token-not-a-secret";
+
+// One push: a plain HTTP/1.1 request, as `curl -X POST -H "Authorization: ..."`.
+class DemoPusher : public std::enable_shared_from_this<DemoPusher> {
+ public:
+  DemoPusher(boost::asio::io_context& io, std::string host_port)
+      : io_(io), timer_(io), host_port_(std::move(host_port)) {}
+
+  void schedule(std::chrono::seconds after) {
+    timer_.expires_after(after);
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      self->push();
+      self->schedule(std::chrono::seconds(20));
+    });
+  }
+
+ private:
+  struct Exchange {
+    explicit Exchange(boost::asio::io_context& io) : socket(io), resolver(io) {}
+    boost::asio::ip::tcp::socket socket;
+    boost::asio::ip::tcp::resolver resolver;
+    std::string request;
+    std::string response;
+  };
+
+  void push() {
+    const auto colon = host_port_.rfind(':');
+    if (colon == std::string::npos) return;
+    auto ex = std::make_shared<Exchange>(io_);
+    const std::string body = fmt::format("nightly backup done, {} files", 1200 + ++count_ % 7);
+    ex->request = fmt::format(
+        "POST /api/v1/push/backup-job/nightly HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n"
+        "Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        host_port_, kDemoToken, body.size(), body);
+    std::string host = host_port_.substr(0, colon);
+    if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    ex->resolver.async_resolve(
+        host, host_port_.substr(colon + 1),
+        [ex](const boost::system::error_code& ec,
+             const boost::asio::ip::tcp::resolver::results_type& results) {
+          if (ec) return spdlog::warn("demo heartbeat: {}", ec.message());
+          boost::asio::async_connect(
+              ex->socket, results,
+              [ex](const boost::system::error_code& ec, const boost::asio::ip::tcp::endpoint&) {
+                if (ec) return spdlog::warn("demo heartbeat: {}", ec.message());
+                boost::asio::async_write(
+                    ex->socket, boost::asio::buffer(ex->request),
+                    [ex](const boost::system::error_code& ec, std::size_t) {
+                      if (ec) return spdlog::warn("demo heartbeat: {}", ec.message());
+                      boost::asio::async_read(
+                          ex->socket, boost::asio::dynamic_buffer(ex->response, 64 * 1024),
+                          [ex](const boost::system::error_code&, std::size_t) {
+                            if (ex->response.rfind("HTTP/1.1 200", 0) != 0) {
+                              spdlog::warn("demo heartbeat: push refused: {}",
+                                           ex->response.substr(0, ex->response.find('\r')));
+                            }
+                          });
+                    });
+              });
+        });
+  }
+
+  boost::asio::io_context& io_;
+  boost::asio::steady_timer timer_;
+  std::string host_port_;
+  unsigned count_ = 0;
+};
+
 }  // namespace
+
+void startDemoHeartbeat(boost::asio::io_context& io, std::string host_port) {
+  std::make_shared<DemoPusher>(io, std::move(host_port))->schedule(std::chrono::seconds(2));
+}
 
 std::string_view demoConfigText() { return kDemoConfigYaml; }
 

@@ -13,6 +13,7 @@
 
 #include "collector/curl_driver.h"
 #include "collector/worker_pool.h"
+#include "probes/heartbeat_probe.h"
 #include "probes/registry.h"
 
 namespace vigie {
@@ -65,8 +66,9 @@ Engine::Engine(boost::asio::io_context& io, std::shared_ptr<prometheus::Registry
       curl_(std::make_unique<CurlDriver>(io)),
       blocking_(std::make_unique<WorkerPool>(io, kBlockingThreads, "vigie-blocking")),
       database_(std::make_unique<WorkerPool>(io, kDatabaseThreads, "vigie-database")),
+      heartbeats_(std::make_unique<HeartbeatBoard>()),
       ctx_(std::make_unique<ProbeContext>(
-          ProbeContext{io, *curl_, "", blocking_.get(), database_.get(), nullptr})),
+          ProbeContext{io, *curl_, "", blocking_.get(), database_.get(), heartbeats_.get()})),
       factory_(std::move(factory)),
       scheduler_(4096, SteadyClock::now()),
       wake_timer_(io) {
@@ -209,6 +211,7 @@ void Engine::apply(std::shared_ptr<const Config> config) {
   }
   // What is left was removed from the config.
   for (auto& [key, id] : old_keys) {
+    heartbeats_->forget(key);
     scheduler_.remove(id);
     Session& s = *sessions_[id];
     if (s.running) {
@@ -319,6 +322,12 @@ void Engine::complete(Scheduler::Id id, std::uint64_t attempt, Result result) {
     return;
   }
 
+  if (result.inconclusive) {
+    // Nothing to say yet (a heartbeat before its first push is due): no state change.
+    swapPendingProbe(*s);
+    armWake();
+    return;
+  }
   if (result.started == SystemClock::time_point{}) result.started = s->started_wall;
   if (result.duration <= 0) {
     result.duration = std::chrono::duration<double>(SteadyClock::now() - s->started_steady).count();
@@ -344,19 +353,39 @@ void Engine::complete(Scheduler::Id id, std::uint64_t attempt, Result result) {
   cached_.reset();
   if (on_result) on_result(*s->status);
 
-  if (s->next_probe) {
-    // The probe that just finished may still be on the stack: free it later.
-    boost::asio::post(io_, [old = std::shared_ptr<Probe>(std::move(s->probe))] {});
-    s->probe = std::move(s->next_probe);
-    s->check = std::move(s->next_check);
-    s->service = std::move(s->next_service);
-  }
+  swapPendingProbe(*s);
   // A slot freed: start whoever waits for one.
   if (scheduler_.waiting() > 0) {
     boost::asio::post(io_, [this] {
       if (!stopped_) wake();
     });
   }
+}
+
+void Engine::swapPendingProbe(Session& s) {
+  if (!s.next_probe) return;
+  // The probe that just finished may still be on the stack: free it later.
+  boost::asio::post(io_, [old = std::shared_ptr<Probe>(std::move(s.probe))] {});
+  s.probe = std::move(s.next_probe);
+  s.check = std::move(s.next_check);
+  s.service = std::move(s.next_service);
+}
+
+Engine::PushOutcome Engine::push(const std::string& key, std::string_view token,
+                                 HeartbeatPush push) {
+  auto it = by_key_.find(key);
+  if (it == by_key_.end() || !sessions_[it->second]) return PushOutcome::unknown_check;
+  Session& s = *sessions_[it->second];
+  // A reload waiting for the end of an attempt already carries the newest token.
+  const CheckConfig& current = s.next_check ? *s.next_check : *s.check;
+  const auto* spec = std::get_if<HeartbeatSpec>(&current.spec);
+  if (!spec) return PushOutcome::not_heartbeat;
+  if (!heartbeatTokenMatches(spec->token, token)) return PushOutcome::unauthorized;
+  if (push.steady == SteadyClock::time_point{}) push.steady = SteadyClock::now();
+  if (push.at == SystemClock::time_point{}) push.at = SystemClock::now();
+  heartbeats_->record(key, std::move(push));
+  if (!stopped_ && scheduler_.startNow(s.id)) startProbe(s, SteadyClock::now());
+  return PushOutcome::accepted;
 }
 
 std::shared_ptr<const Snapshot> Engine::snapshot() {

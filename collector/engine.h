@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -30,6 +31,8 @@ namespace vigie {
 
 class CurlDriver;
 class WorkerPool;
+class HeartbeatBoard;
+struct HeartbeatPush;
 struct ProbeContext;
 
 class Engine {
@@ -50,6 +53,14 @@ class Engine {
   /// change finishes its attempt (its result is kept) and then uses the new config.
   /// Loop thread only.
   void apply(std::shared_ptr<const Config> config);
+
+  /// A heartbeat push for check `key` ("service/check"), presenting `token`.
+  enum class PushOutcome { accepted, unknown_check, not_heartbeat, unauthorized };
+  /// Checks the token (constant time), records the push and evaluates the check at
+  /// once, so its state reflects the push before this returns (unless the check
+  /// is in the middle of an attempt: then at its next turn). A rejected push
+  /// changes nothing. Loop thread only.
+  PushOutcome push(const std::string& key, std::string_view token, HeartbeatPush push);
 
   /// Records the outcome of a reload for vigie_config_* metrics and the API.
   void noteReload(bool ok, const std::string& file);
@@ -76,6 +87,7 @@ class Engine {
   void armWake();
   void startProbe(Session& s, SteadyClock::time_point scheduled);
   void complete(Scheduler::Id id, std::uint64_t attempt, Result result);
+  void swapPendingProbe(Session& s);
   Scheduler::Id allocateId();
 
   boost::asio::io_context& io_;
@@ -83,6 +95,7 @@ class Engine {
   std::unique_ptr<CurlDriver> curl_;
   std::unique_ptr<WorkerPool> blocking_;  // disk probes; outlives every probe
   std::unique_ptr<WorkerPool> database_;  // postgres probes; likewise
+  std::unique_ptr<HeartbeatBoard> heartbeats_;  // pushes, read by heartbeat probes
   std::unique_ptr<ProbeContext> ctx_;
   ProbeFactory factory_;
   Scheduler scheduler_;

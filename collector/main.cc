@@ -21,6 +21,7 @@
 #include "collector/probe_cli.h"
 #include "exporters/http_server.h"
 #include "exporters/index_page.h"
+#include "exporters/push.h"
 #include "exporters/routes.h"
 #include "probes/registry.h"
 
@@ -116,7 +117,13 @@ int run(const RunOptions& opts) {
     res.headers.emplace_back("X-Content-Type-Options", "nosniff");
     res.headers.emplace_back("Cache-Control", "no-store");
   });
-  if (opts.demo) registerDemoRoutes(server);
+  registerPushRoutes(server, engine);
+  if (opts.demo) {
+    registerDemoRoutes(server);
+    std::string self = listen;
+    if (self.rfind("0.0.0.0:", 0) == 0) self = "127.0.0.1:" + self.substr(8);
+    startDemoHeartbeat(io, self);
+  }
 
   std::size_t checks = 0;
   for (const auto& s : config->services) checks += s.checks.size();

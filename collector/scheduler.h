@@ -48,6 +48,10 @@ class Scheduler {
   /// Moves every check due at `now` to running (within the in-flight bound) and
   /// appends them to `out`.
   void poll(TimePoint now, std::vector<Start>& out);
+  /// Marks a check running now, out of turn (a heartbeat just pushed), even above
+  /// max_in_flight: such attempts are instant. False, and nothing changes, when the
+  /// check is unknown or already running. Its regular turns keep their phase.
+  bool startNow(Id id);
   /// A running check has finished: frees its slot. Call poll() after it.
   void finished(Id id);
 

@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "probes/disk_probe.h"
+#include "probes/heartbeat_probe.h"
 #include "probes/http_probe.h"
 #include "probes/tcp_probe.h"
 
@@ -21,7 +22,7 @@ constexpr std::array<const char*, std::variant_size_v<ProbeSpec>> kKindNames = {
 
 bool probeKindAvailable(const ProbeSpec& spec) {
   return std::holds_alternative<HttpSpec>(spec) || std::holds_alternative<DiskSpec>(spec) ||
-         std::holds_alternative<TcpSpec>(spec);
+         std::holds_alternative<TcpSpec>(spec) || std::holds_alternative<HeartbeatSpec>(spec);
 }
 
 std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, const CheckConfig& check) {
@@ -33,6 +34,9 @@ std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, const CheckConfig& check) {
   }
   if (const auto* disk = std::get_if<DiskSpec>(&check.spec)) {
     return std::make_unique<DiskProbe>(ctx, *disk);
+  }
+  if (const auto* hb = std::get_if<HeartbeatSpec>(&check.spec)) {
+    return std::make_unique<HeartbeatProbe>(ctx, *hb, check.key);
   }
   throw std::invalid_argument(std::string("probe kind \"") + kKindNames[check.spec.index()] +
                               "\" is not available in this build");

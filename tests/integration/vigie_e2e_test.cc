@@ -97,13 +97,14 @@ TEST(Demo, ShowsEveryTargetWithinOneInterval) {
                  ""});
   const auto base = fmt::format("http://127.0.0.1:{}", port);
   std::string metrics;
-  // The demo's interval is 5 s: every target has a result within it.
+  // The demo's interval is 5 s: every target has a result within it; the heartbeat
+  // has one as soon as the demo's first push (after 2 s) lands.
   ASSERT_TRUE(eventually(8s, [&] {
     metrics = get(base + "/metrics").body;
     int n = 0;
     std::istringstream in(metrics);
     for (std::string line; std::getline(in, line);) n += line.rfind("probe_success{", 0) == 0;
-    return n == 7;
+    return n == 8;
   })) << metrics << vigie.output();
   EXPECT_NE(metricLine(metrics, "probe_success{service=\"obsportal\"").find("} 1"), std::string::npos);
   EXPECT_NE(metricLine(metrics, "probe_success{service=\"searchcal\"").find("} 0"), std::string::npos);
@@ -126,6 +127,10 @@ TEST(Demo, ShowsEveryTargetWithinOneInterval) {
   ASSERT_TRUE(disk);
   EXPECT_EQ(disk->at("state").as_string(), "up") << boost::json::serialize(*disk);
   EXPECT_EQ(disk->at("kind").as_string(), "disk");
+  const auto* beat = findCheck(doc, "backup-job/nightly");
+  ASSERT_TRUE(beat);
+  EXPECT_EQ(beat->at("state").as_string(), "up") << boost::json::serialize(*beat);
+  EXPECT_EQ(beat->at("kind").as_string(), "heartbeat");
   const auto* healthy = findCheck(doc, "aspro/health");
   ASSERT_TRUE(healthy);
   EXPECT_EQ(healthy->at("state").as_string(), "up");

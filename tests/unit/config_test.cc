@@ -228,7 +228,7 @@ TEST(ConfigTree, EnvSubstitution) {
 
 std::map<std::string, std::string> fullEnv() {
   return {{"OBSPORTAL_DB_PASSWORD", "s3cret"},
-          {"OBSPORTAL_SYNC_TOKEN", "tok-123"},
+          {"OBSPORTAL_SYNC_TOKEN", "tok-1234567890abcdef"},
           {"VIGIE_HISTORY_DSN", "postgresql://vigie:hpass@pg/vigie"}};
 }
 
@@ -313,7 +313,7 @@ void expectFullExample(const Config& c) {
   const auto& hb = std::get<HeartbeatSpec>(s.checks[4].spec);
   EXPECT_EQ(hb.period, 1h);
   EXPECT_EQ(hb.grace, 10min);
-  EXPECT_EQ(hb.token, "tok-123");
+  EXPECT_EQ(hb.token, "tok-1234567890abcdef");
 
   const auto& t = std::get<TcpSpec>(c.services[1].checks[0].spec);
   EXPECT_EQ(t.address, "pg.osug.fr:5432");
@@ -483,7 +483,7 @@ TEST(Config, EveryKindAndOption) {
       "        ingress: {url: \"https://x/\", mode: any, expect_status: 301, addresses: "
       "[\"::1\"]}\n"
       "      - name: hb\n"
-      "        heartbeat: {period: 5m, grace: 0s}\n";
+      "        heartbeat: {period: 5m, grace: 0s, token: 0123456789abcdef}\n";
   auto cfg = parseConfig(text, "t.yaml");
   const auto& c = cfg->services[0].checks;
   const auto& h = std::get<HttpSpec>(c[0].spec);
@@ -867,6 +867,7 @@ TEST(ConfigErrors, Files) {
         "interval 5s",
         "invalid-many.yaml:15: services[0].checks[1].name: duplicate check name \"home\" (first at "
         "line 11)",
+        "invalid-many.yaml:16: services[0].checks[1].heartbeat: missing required key \"token\"",
         "invalid-many.yaml:17: services[0].checks[1]: unknown key \"tpc\" (did you mean "
         "\"tcp\"?)"}},
       {"does-not-exist.yaml",
@@ -951,6 +952,33 @@ TEST(ConfigScale, FiftyThousandChecks) {
   EXPECT_EQ(std::get<HttpSpec>(cfg->services[500].checks[7].spec).url,
             "http://svc-500.example:8080/health");
   EXPECT_EQ(cfg->findService("svc-999/c49"), &cfg->services.back());
+}
+
+TEST(Config, HeartbeatNeedsALongTokenAndFailsAtOnceByDefault) {
+  const std::string head =
+      "defaults: {failure_threshold: 3}\n"
+      "services:\n"
+      "  - name: s\n"
+      "    checks:\n";
+  auto cfg = parseConfig(head +
+                             "      - name: hb\n"
+                             "        heartbeat: {period: 1h, token: 0123456789abcdef}\n"
+                             "      - name: hb3\n"
+                             "        failure_threshold: 2\n"
+                             "        heartbeat: {period: 1h, token: 0123456789abcdef}\n",
+                         "t.yaml");
+  EXPECT_EQ(cfg->services[0].checks[0].failure_threshold, 1);
+  EXPECT_EQ(cfg->services[0].checks[1].failure_threshold, 2);
+  try {
+    parseConfig(head + "      - name: hb\n        heartbeat: {period: 1h, token: short}\n",
+                "t.yaml");
+    FAIL() << "a 5-character token was accepted";
+  } catch (const ConfigException& e) {
+    EXPECT_STREQ(e.what(),
+                 "t.yaml:6: services[0].checks[0].heartbeat.token: the token is 5 characters "
+                 "long, at least 16 are needed (anyone who can reach vigie could guess it): try "
+                 "`openssl rand -hex 16`");
+  }
 }
 
 }  // namespace
