@@ -40,6 +40,8 @@ json::value targetOf(const ProbeSpec& spec) {
           return text(s.address);
         } else if constexpr (std::is_same_v<T, DiskSpec>) {
           return text(s.path);
+        } else if constexpr (std::is_same_v<T, PostgresSpec>) {
+          return text(redactDsn(s.dsn));
         } else {
           return nullptr;
         }
@@ -84,6 +86,23 @@ json::object resultJson(const Result& r) {
   json::object info;
   for (const auto& [k, v] : r.info) info[sanitizeUtf8(k, 256)] = text(v);
   o["info"] = std::move(info);
+  json::array targets;
+  targets.reserve(r.targets.size());
+  for (const auto& t : r.targets) {
+    json::object to;
+    to["address"] = text(t.address);
+    to["status"] = statusName(t.status);
+    to["reason"] = reasonOrNull(t.reason);
+    to["detail"] = text(t.detail);
+    to["http_status"] = t.http_status;
+    to["duration_seconds"] = t.duration;
+    to["cert_expiry"] = t.cert_expiry ? json::value(formatRfc3339(SystemClock::time_point(
+                                            std::chrono::duration_cast<SystemClock::duration>(
+                                                std::chrono::duration<double>(*t.cert_expiry)))))
+                                      : json::value(nullptr);
+    targets.push_back(std::move(to));
+  }
+  o["targets"] = std::move(targets);
   return o;
 }
 
@@ -120,7 +139,11 @@ json::object checkJson(const CheckStatus& c) {
   o["check"] = cfg ? text(cfg->name) : json::value(nullptr);
   o["group"] = svc ? text(svc->group) : json::value(nullptr);
   o["kind"] = cfg ? json::value(json::string(probeKindLabel(cfg->spec))) : json::value(nullptr);
-  o["target"] = cfg ? targetOf(cfg->spec) : json::value(nullptr);
+  if (cfg && std::holds_alternative<HeartbeatSpec>(cfg->spec)) {
+    o["target"] = text("/api/v1/push/" + cfg->key);  // where the job pushes; never the token
+  } else {
+    o["target"] = cfg ? targetOf(cfg->spec) : json::value(nullptr);
+  }
   o["critical"] = cfg ? cfg->critical : true;
   o["state"] = checkStateName(c.state);
   o["pending"] = c.pending;

@@ -45,6 +45,11 @@ enum Fam : std::size_t {
   kComponentStatus,
   kTargetInfo,
   kConditionSuccess,
+  kTargetSuccess,
+  kTargetDuration,
+  kTargetHttpStatus,
+  kTargetFailure,
+  kTargetCertExpiry,
   kProbesInFlight,
   kProbesWaiting,
   kReloadOk,
@@ -99,6 +104,22 @@ constexpr std::array<FamilySpec, kFamilyCount> kFamilies{{
     {"vigie_target_info", "Version and facts reported by the target; the value is always 1.",
      MetricType::Gauge},
     {"vigie_condition_success", "1 when the condition held on the last response, else 0.",
+     MetricType::Gauge},
+    {"vigie_check_target_success",
+     "Ingress checks: 1 when the last probe through this front-end address succeeded, else 0.",
+     MetricType::Gauge},
+    {"vigie_check_target_duration_seconds",
+     "Ingress checks: duration of the last probe through this front-end address in seconds.",
+     MetricType::Gauge},
+    {"vigie_check_target_http_status_code",
+     "Ingress checks: HTTP status code answered through this front-end address, 0 when none.",
+     MetricType::Gauge},
+    {"vigie_check_target_failure",
+     "Ingress checks: 1 for the reason this front-end address failed; absent when it passed.",
+     MetricType::Gauge},
+    {"vigie_check_target_cert_expiry_timestamp_seconds",
+     "Ingress checks: earliest certificate expiry seen through this front-end address (unix "
+     "time).",
      MetricType::Gauge},
     {"vigie_probes_in_flight", "Probes running now.", MetricType::Gauge},
     {"vigie_probes_waiting", "Probes due but held back by max_in_flight.", MetricType::Gauge},
@@ -352,6 +373,16 @@ void addCheck(Sink& sink, const CheckStatus& c, std::string_view location,
     }
     for (const ConditionResult& cond : r.conditions) {
       sink.add(kConditionSuccess, {{"condition", label(cond.name)}}, cond.ok ? 1 : 0);
+    }
+    for (const TargetResult& t : r.targets) {
+      const std::string address = label(t.address);
+      sink.add(kTargetSuccess, {{"address", address}}, t.status == Status::fail ? 0 : 1);
+      sink.add(kTargetDuration, {{"address", address}}, t.duration);
+      sink.add(kTargetHttpStatus, {{"address", address}}, t.http_status);
+      if (t.status == Status::fail) {
+        sink.add(kTargetFailure, {{"address", address}, {"reason", reasonName(t.reason)}}, 1);
+      }
+      if (t.cert_expiry) sink.add(kTargetCertExpiry, {{"address", address}}, *t.cert_expiry);
     }
   }
 

@@ -236,6 +236,74 @@ TEST(Metrics, DirectWriterMatchesTextSerializer) {
                 "vigie_build_info gauge\nvigie_build_info{version=\"unknown\"} 1\n");
 }
 
+TEST(Metrics, IngressTargetsPerAddress) {
+  CheckConfig ing;
+  ing.name = "public";
+  ing.key = "api/public";
+  IngressSpec spec;
+  spec.url = "https://api.example/health";
+  spec.addresses = {"192.0.2.10", "2001:db8::1"};
+  ing.spec = spec;
+  auto cfg = makeConfig({{"api", {ing}}});
+  auto snap = std::make_shared<Snapshot>();
+  snap->config = cfg;
+  auto st = statusOf(cfg, 0, 0);
+  Result r = Result::failure(Reason::connect, "2001:db8::1: connect: Connection refused");
+  r.started = at(1700000000);
+  r.targets = {{"192.0.2.10", Status::ok, Reason::none, "", 200, 0.25, 1800000000.0},
+               {"2001:db8::1", Status::fail, Reason::connect, "Connection refused", 0, 0.5, {}}};
+  st->last = r;
+  st->state = CheckState::down;
+  snap->checks = {st};
+  const std::string text = render(*snap);
+  const std::string base =
+      R"(service="api",check="public",group="web",probe="ingress",location="osug")";
+  for (const std::string& line : std::vector<std::string>{
+           "vigie_check_target_success{" + base + R"(,address="192.0.2.10"} 1)",
+           "vigie_check_target_success{" + base + R"(,address="2001:db8::1"} 0)",
+           "vigie_check_target_duration_seconds{" + base + R"(,address="2001:db8::1"} 0.5)",
+           "vigie_check_target_http_status_code{" + base + R"(,address="192.0.2.10"} 200)",
+           "vigie_check_target_failure{" + base + R"(,address="2001:db8::1",reason="connect"} 1)",
+           "vigie_check_target_cert_expiry_timestamp_seconds{" + base +
+               R"(,address="192.0.2.10"} 1800000000)",
+       }) {
+    EXPECT_TRUE(hasLine(text, line)) << line << "\n" << text;
+  }
+  EXPECT_EQ(text.find(R"(vigie_check_target_failure{)" + base + R"(,address="192.0.2.10")"),
+            std::string::npos);
+  EXPECT_EQ(text, renderViaCollectable(*snap));
+  EXPECT_EQ(promtool(text).first, 0) << promtool(text).second;
+
+  const auto o = checkJson(*st);
+  const auto& targets = o.at("last_result").at("targets").as_array();
+  ASSERT_EQ(targets.size(), 2u);
+  EXPECT_EQ(targets[1].at("address").as_string(), "2001:db8::1");
+  EXPECT_EQ(targets[1].at("reason").as_string(), "connect");
+  EXPECT_EQ(targets[0].at("http_status").as_int64(), 200);
+  EXPECT_EQ(targets[0].at("cert_expiry").as_string(), "2027-01-15T08:00:00.000Z");
+  EXPECT_TRUE(targets[1].at("cert_expiry").is_null());
+}
+
+TEST(Api, TargetsOfSecretKindsAreSafe) {
+  CheckConfig pg;
+  pg.name = "db";
+  pg.key = "api/db";
+  PostgresSpec p;
+  p.dsn = "postgresql://vigie:hunter2hunter2@db.example:5432/app";
+  pg.spec = p;
+  CheckConfig hb;
+  hb.name = "sync";
+  hb.key = "api/sync";
+  HeartbeatSpec h;
+  h.token = "tok-tok-tok-tok-tok";
+  hb.spec = h;
+  auto cfg = makeConfig({{"api", {pg, hb}}});
+  const auto db = checkJson(*statusOf(cfg, 0, 0));
+  EXPECT_EQ(db.at("target").as_string(), "postgresql://vigie:***@db.example:5432/app");
+  const auto sync = checkJson(*statusOf(cfg, 0, 1));
+  EXPECT_EQ(sync.at("target").as_string(), "/api/v1/push/api/sync");
+}
+
 TEST(Metrics, NoResultYetMeansNoProbeSeries) {
   auto cfg = makeConfig({{"svc", {httpCheck("svc", "new", "http://x/")}}});
   Snapshot snap;
