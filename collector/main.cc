@@ -224,7 +224,8 @@ int main(int argc, char** argv) {
   check_cmd->add_option("file", check_files, "files to check")->required();
 
   ProbeCliOptions probe_opts;
-  auto* probe_cmd = app.add_subcommand("probe", "run one HTTP check now and print the result (exit 0 ok/warn, 1 fail)");
+  auto* probe_cmd = app.add_subcommand(
+      "probe", "run one check of any kind now and print the result (exit 0 ok/warn, 1 fail, 2 bad options)");
   addProbeCliOptions(*probe_cmd, probe_opts);
 
   std::string demo_listen = "127.0.0.1:9877";

@@ -1,7 +1,14 @@
 #pragma once
 /// \file
-/// `vigie probe URL`: one check, run now, printed as a human reads it (as curl
-/// would show a target), to debug a target. Exit code 0 for ok/warn, 1 for fail.
+/// `vigie probe TARGET`: one check of any kind, run now, printed as a human reads
+/// it (as curl would show a target), to debug a target. The kind follows TARGET
+/// unless --kind says otherwise:
+///   http://, https://           http (ingress when --address is given)
+///   postgres://, postgresql://  postgres (a key=value DSN needs --kind postgres)
+///   tcp://host:port             tcp
+///   /path, file:///path         disk
+/// Heartbeats are pushed, not probed: `--kind heartbeat` explains how to push.
+/// Exit code 0 for ok/warn, 1 for fail, 2 for bad options.
 
 #include <string>
 #include <vector>
@@ -13,7 +20,20 @@ class App;
 namespace vigie {
 
 struct ProbeCliOptions {
-  std::string url;
+  std::string url;   // the TARGET
+  std::string kind;  // "" = from the target
+  // ingress
+  std::vector<std::string> addresses;
+  std::string mode = "all";
+  bool expect_https_redirect = false;
+  // postgres
+  std::string query;
+  std::string expect;  // postgres: expected first value; tcp: regex on the reply
+  // tcp
+  std::string send;
+  // disk
+  std::string min_free;
+  bool no_write = false;
   std::string format = "auto";
   std::string method = "GET";
   std::vector<std::string> headers;  // "Name: value"

@@ -246,7 +246,7 @@ TEST_F(WithNginx, CheckConfigAndProbeCommands) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("invalid-many.yaml:13: services[0].checks[0].timeout:"), std::string::npos)
       << r.output;
-  EXPECT_NE(r.output.find("7 errors found"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("8 errors found"), std::string::npos) << r.output;
 
   r = runVigie({"probe", nginx_.url("/health.json"), "-C", "json:/version=7.1"});
   EXPECT_EQ(r.status, 0) << r.output;
@@ -262,6 +262,27 @@ TEST_F(WithNginx, CheckConfigAndProbeCommands) {
 
   r = runVigie({"probe", "http://user:s3cret@" + nginx_.url("/ok").substr(7)});
   EXPECT_EQ(r.output.find("s3cret"), std::string::npos) << r.output;
+
+  // Every kind: tcp, disk; a heartbeat explains how to push.
+  const auto host_port = nginx_.url("/").substr(7, nginx_.url("/").size() - 8);
+  r = runVigie({"probe", "tcp://" + host_port, "--send", "HEAD /ok HTTP/1.0\r\n\r\n", "--expect",
+                "^HTTP/1\\.[01] 200"});
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("tcp " + host_port), std::string::npos) << r.output;
+  r = runVigie({"probe", "tcp://" + host_port, "--send", "HEAD /ok HTTP/1.0\r\n\r\n", "--expect",
+                "^SSH-"});
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("fail (body)"), std::string::npos) << r.output;
+  r = runVigie({"probe", dir_, "--min-free", "0.1%"});
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("disk " + dir_), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("free_ratio"), std::string::npos) << r.output;
+  r = runVigie({"probe", dir_ + "/does-not-exist"});
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("fail (disk_read)"), std::string::npos) << r.output;
+  r = runVigie({"probe", "--kind", "heartbeat", "x"});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("/api/v1/push/"), std::string::npos) << r.output;
 }
 
 }  // namespace
