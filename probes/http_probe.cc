@@ -204,7 +204,11 @@ std::string joinFailing(const std::vector<Component>& cs, Status which) {
 
 }  // namespace
 
-HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec) : ctx_(ctx), spec_(std::move(spec)) {
+HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec)
+    : HttpProbe(ctx, std::move(spec), HttpProbeOptions{}) {}
+
+HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec, HttpProbeOptions options)
+    : ctx_(ctx), spec_(std::move(spec)), options_(std::move(options)) {
   easy_ = curl_easy_init();
   bool has_agent = false;
   for (const auto& [name, value] : spec_.headers) {
@@ -216,20 +220,29 @@ HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec) : ctx_(ctx), spec_(std::m
   if (!has_agent) headers_ = curl_slist_append(headers_, "User-Agent: vigie");
 
   url_ = spec_.url;
-  if (!spec_.tls.server_name.empty()) {
+  const bool sni = !spec_.tls.server_name.empty();
+  const bool pinned = !options_.connect_address.empty();
+  if (sni || pinned) {
     // SNI override: ask for the server name, connect to the configured host.
+    // Pinned address: ask for the URL's host, connect to the address.
     auto parsed = boost::urls::parse_uri(spec_.url);
     if (parsed) {
       boost::urls::url u = *parsed;
       const std::string host(u.encoded_host_address());
       std::string port =
           u.has_port() ? std::string(u.port()) : (u.scheme() == "https" ? "443" : "80");
-      if (host != spec_.tls.server_name) {
-        std::string target =
-            host.find(':') != std::string::npos && host.front() != '[' ? "[" + host + "]" : host;
+      auto bracket = [](const std::string& h) {
+        return h.find(':') != std::string::npos && h.front() != '[' ? "[" + h + "]" : h;
+      };
+      std::string name = host;
+      if (sni && host != spec_.tls.server_name) {
         u.set_host(spec_.tls.server_name);
         url_ = std::string(u.buffer());
-        const std::string entry = spec_.tls.server_name + ":" + port + ":" + target + ":" + port;
+        name = spec_.tls.server_name;
+      }
+      if (name != host || pinned) {
+        const std::string target = bracket(pinned ? options_.connect_address : host);
+        const std::string entry = bracket(name) + ":" + port + ":" + target + ":" + port;
         connect_to_ = curl_slist_append(connect_to_, entry.c_str());
       }
     }
@@ -461,6 +474,11 @@ Result HttpProbe::buildResult(CURLcode rc) {
   // A response came back: judge it, first failure wins.
   r.status = Status::ok;
   r.reason = Reason::none;
+  if (options_.report_redirect_url && r.http_status >= 300 && r.http_status <= 399) {
+    const char* location = nullptr;
+    curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &location);
+    if (location != nullptr) r.info["redirect_url"] = cleanText(location);
+  }
   const std::string_view body(a.body);
   const char* ct_raw = nullptr;
   curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct_raw);

@@ -16,6 +16,18 @@
 
 namespace vigie {
 
+/// Knobs for probes built on HttpProbe (the ingress probe); not part of the user's config.
+struct HttpProbeOptions {
+  /// Connect to this IP address (IPv4, or IPv6 without brackets) instead of the URL
+  /// host's DNS answer, as `curl --connect-to host:port:address:port`: the URL's host
+  /// name still goes in Host, SNI and the certificate name check, and nothing is put
+  /// in the driver's shared DNS cache (a CURLOPT_RESOLVE entry would be, and would
+  /// redirect every other check of that name). Empty: the name is resolved.
+  std::string connect_address;
+  /// Put the Location of a 3xx answer in Result::info["redirect_url"].
+  bool report_redirect_url = false;
+};
+
 /// Probes one URL as blackbox_exporter's http prober does, plus vigie's health pages.
 ///
 /// Each attempt uses a fresh connection (CURLOPT_FRESH_CONNECT + FORBID_REUSE, no TLS
@@ -48,6 +60,8 @@ class HttpProbe : public Probe {
  public:
   /// Copies `spec`; `ctx` (its CurlDriver and io_context) must outlive the probe.
   HttpProbe(ProbeContext& ctx, HttpSpec spec);
+  /// As above, with options for probes that compose HttpProbe.
+  HttpProbe(ProbeContext& ctx, HttpSpec spec, HttpProbeOptions options);
   ~HttpProbe() override;
 
   HttpProbe(const HttpProbe&) = delete;
@@ -67,6 +81,7 @@ class HttpProbe : public Probe {
 
   ProbeContext& ctx_;
   HttpSpec spec_;
+  HttpProbeOptions options_;
   CURL* easy_ = nullptr;
   curl_slist* headers_ = nullptr;
   curl_slist* connect_to_ = nullptr;

@@ -8,6 +8,7 @@
 #include "probes/disk_probe.h"
 #include "probes/heartbeat_probe.h"
 #include "probes/http_probe.h"
+#include "probes/ingress_probe.h"
 #include "probes/tcp_probe.h"
 
 namespace vigie {
@@ -22,7 +23,8 @@ constexpr std::array<const char*, std::variant_size_v<ProbeSpec>> kKindNames = {
 
 bool probeKindAvailable(const ProbeSpec& spec) {
   return std::holds_alternative<HttpSpec>(spec) || std::holds_alternative<DiskSpec>(spec) ||
-         std::holds_alternative<TcpSpec>(spec) || std::holds_alternative<HeartbeatSpec>(spec);
+         std::holds_alternative<TcpSpec>(spec) || std::holds_alternative<HeartbeatSpec>(spec) ||
+         std::holds_alternative<IngressSpec>(spec);
 }
 
 std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, const CheckConfig& check) {
@@ -34,6 +36,9 @@ std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, const CheckConfig& check) {
   }
   if (const auto* disk = std::get_if<DiskSpec>(&check.spec)) {
     return std::make_unique<DiskProbe>(ctx, *disk);
+  }
+  if (const auto* ingress = std::get_if<IngressSpec>(&check.spec)) {
+    return std::make_unique<IngressProbe>(ctx, *ingress);
   }
   if (const auto* hb = std::get_if<HeartbeatSpec>(&check.spec)) {
     return std::make_unique<HeartbeatProbe>(ctx, *hb, check.key);

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <filesystem>
 #include <stdexcept>
@@ -21,6 +23,30 @@ std::string listenLines(int port, bool ssl, bool ipv6) {
   return s;
 }
 
+std::string bracketed(const std::string& address) {
+  return address.find(':') != std::string::npos ? "[" + address + "]" : address;
+}
+
+std::string listenLines(int port, bool ssl, const std::vector<std::string>& addresses) {
+  std::string s;
+  for (const auto& a : addresses) {
+    s += fmt::format("    listen {}:{}{};\n", bracketed(a), port, ssl ? " ssl" : "");
+  }
+  return s;
+}
+
+// portAccepts() only knows 127.0.0.1.
+bool accepts(const std::string& address, int port) {
+  namespace ip = boost::asio::ip;
+  boost::system::error_code ec;
+  const auto addr = ip::make_address(address, ec);
+  if (ec) return false;
+  boost::asio::io_context io;
+  ip::tcp::socket s(io);
+  s.connect(ip::tcp::endpoint(addr, static_cast<unsigned short>(port)), ec);
+  return !ec;
+}
+
 }  // namespace
 
 Nginx::Nginx(NginxOptions options) {
@@ -30,7 +56,7 @@ Nginx::Nginx(NginxOptions options) {
   std::filesystem::create_directories(prefix_ + "/logs");
   std::filesystem::create_directories(prefix_ + "/tmp");
 
-  port_ = freePort();
+  port_ = options.http_port != 0 ? options.http_port : freePort();
   for (std::size_t i = 0; i < options.tls.size(); ++i) {
     int p = freePort();
     while (p == port_ || std::find(tls_ports_.begin(), tls_ports_.end(), p) != tls_ports_.end()) {
@@ -45,13 +71,26 @@ Nginx::Nginx(NginxOptions options) {
   }
   const std::string common = fmt::format("    root {};\n{}", root_, locations);
 
-  std::string servers =
-      fmt::format("  server {{\n{}{}  }}\n", listenLines(port_, false, options.ipv6), common);
+  const std::vector<std::string>& http_addresses =
+      options.http_addresses.empty() ? options.addresses : options.http_addresses;
+  auto plainListen = [&] {
+    return http_addresses.empty() ? listenLines(port_, false, options.ipv6)
+                                  : listenLines(port_, false, http_addresses);
+  };
+  auto tlsListen = [&](int port) {
+    return options.addresses.empty() ? listenLines(port, true, options.ipv6)
+                                     : listenLines(port, true, options.addresses);
+  };
+  // A server-level return runs before any location is chosen.
+  const std::string redirect =
+      options.https_redirect && !tls_ports_.empty()
+          ? fmt::format("    return 301 https://$host:{}$request_uri;\n", tls_ports_[0])
+          : std::string();
+  std::string servers = fmt::format("  server {{\n{}{}{}  }}\n", plainListen(), redirect, common);
   for (std::size_t i = 0; i < options.tls.size(); ++i) {
     servers +=
         fmt::format("  server {{\n{}    ssl_certificate {};\n    ssl_certificate_key {};\n{}  }}\n",
-                    listenLines(tls_ports_[i], true, options.ipv6), options.tls[i].cert,
-                    options.tls[i].key, common);
+                    tlsListen(tls_ports_[i]), options.tls[i].cert, options.tls[i].key, common);
   }
 
   const std::string t = prefix_ + "/tmp";
@@ -87,8 +126,19 @@ Nginx::Nginx(NginxOptions options) {
 
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (;;) {
-    bool all = portAccepts(port_);
-    for (int p : tls_ports_) all = all && portAccepts(p);
+    bool all = true;
+    if (http_addresses.empty()) {
+      all = portAccepts(port_);
+    } else {
+      for (const auto& a : http_addresses) all = all && accepts(a, port_);
+    }
+    for (int p : tls_ports_) {
+      if (options.addresses.empty()) {
+        all = all && portAccepts(p);
+      } else {
+        for (const auto& a : options.addresses) all = all && accepts(a, p);
+      }
+    }
     if (all) break;
     if (!process_->running() || std::chrono::steady_clock::now() > until) {
       const std::string log = errorLog() + process_->output();

@@ -27,6 +27,17 @@ struct NginxOptions {
   /// Directory served at /; empty: <prefix>/www (created). `.json` files are served as
   /// application/json, `.txt` as text/plain, `.html` as text/html.
   std::string root;
+  /// Addresses every server listens on (IPv4, or IPv6 without brackets), instead of
+  /// 127.0.0.1 (and ::1 with `ipv6`). The constructor waits for each address:port.
+  std::vector<std::string> addresses;
+  /// Addresses of the plain-HTTP server only; empty: as the TLS servers.
+  std::vector<std::string> http_addresses;
+  /// Port of the plain-HTTP server; 0: a free one. A fixed port (80) needs a process
+  /// allowed to bind it and nothing else listening there (tests/support/netns.h).
+  int http_port = 0;
+  /// The plain-HTTP server answers every request with
+  /// `301 https://$host:<tlsPort(0)>$request_uri` (needs one `tls` entry).
+  bool https_redirect = false;
 };
 
 /// Runs nginx in the foreground (`daemon off; master_process off;`) as a child

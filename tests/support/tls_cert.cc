@@ -92,13 +92,22 @@ TestCa::~TestCa() = default;
 
 CertFiles TestCa::issue(const std::string& name, std::chrono::seconds not_before,
                         std::chrono::seconds not_after) {
+  return issue(name, not_before, not_after, "DNS:localhost,IP:127.0.0.1,IP:::1");
+}
+
+CertFiles TestCa::issue(const std::string& name, std::chrono::seconds not_before,
+                        std::chrono::seconds not_after, const std::string& subject_alt_names) {
+  std::string cn = "localhost";
+  if (const auto p = subject_alt_names.find("DNS:"); p != std::string::npos) {
+    cn = subject_alt_names.substr(p + 4, subject_alt_names.find(',', p) - (p + 4));
+  }
   PkeyPtr key = newKey();
-  X509Ptr x = newCert(serial_++, "localhost", key.get(), not_before, not_after);
+  X509Ptr x = newCert(serial_++, cn.c_str(), key.get(), not_before, not_after);
   X509_set_issuer_name(x.get(), X509_get_subject_name(keys_->cert.get()));
   addExt(x.get(), keys_->cert.get(), NID_basic_constraints, "critical,CA:FALSE");
   addExt(x.get(), keys_->cert.get(), NID_key_usage, "critical,digitalSignature");
   addExt(x.get(), keys_->cert.get(), NID_ext_key_usage, "serverAuth");
-  addExt(x.get(), keys_->cert.get(), NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1");
+  addExt(x.get(), keys_->cert.get(), NID_subject_alt_name, subject_alt_names.c_str());
   addExt(x.get(), keys_->cert.get(), NID_authority_key_identifier, "keyid");
   check(X509_sign(x.get(), keys_->key.get(), EVP_sha256()) > 0, "sign");
   CertFiles files{dir_ + "/" + name + ".pem", dir_ + "/" + name + ".key"};

@@ -34,6 +34,12 @@ class TestCa {
   CertFiles issue(const std::string& name, std::chrono::seconds not_before,
                   std::chrono::seconds not_after);
 
+  /// As above, with the given subjectAltName instead, in OpenSSL's config syntax
+  /// ("DNS:public.vigie.test,IP:127.0.0.2"); the subject CN is the first DNS name, or
+  /// "localhost" without one.
+  CertFiles issue(const std::string& name, std::chrono::seconds not_before,
+                  std::chrono::seconds not_after, const std::string& subject_alt_names);
+
  private:
   struct Keys;
   std::string dir_;
