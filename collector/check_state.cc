@@ -1,5 +1,6 @@
 #include "collector/check_state.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace vigie {
@@ -14,6 +15,44 @@ std::string_view checkStateName(CheckState s) {
   return "unknown";
 }
 
+std::string_view serviceStateName(ServiceState s) {
+  switch (s) {
+    case ServiceState::unknown: return "unknown";
+    case ServiceState::up: return "up";
+    case ServiceState::degraded: return "degraded";
+    case ServiceState::down: return "down";
+    case ServiceState::maintenance: return "maintenance";
+  }
+  return "unknown";
+}
+
+std::string_view subjectName(StateChange::Subject s) {
+  switch (s) {
+    case StateChange::Subject::check: return "check";
+    case StateChange::Subject::service: return "service";
+    case StateChange::Subject::cluster: return "cluster";
+  }
+  return "check";
+}
+
+double flapPercent(const std::vector<ResultSummary>& recent) {
+  constexpr std::size_t kSlots = 20;
+  const std::size_t n = recent.size();
+  if (n < 2) return 0;
+  const std::size_t transitions = std::min(n - 1, kSlots);
+  double sum = 0;
+  // Transition k (0 = newest) sits in slot kSlots-1-k of the 20-slot window.
+  for (std::size_t k = 0; k < transitions; ++k) {
+    const auto& newer = recent[n - 1 - k];
+    const auto& older = recent[n - 2 - k];
+    if (newer.status != older.status) {
+      const double slot = static_cast<double>(kSlots - 1 - k);
+      sum += 0.8 + 0.4 * slot / static_cast<double>(kSlots - 1);
+    }
+  }
+  return sum / static_cast<double>(kSlots) * 100.0;
+}
+
 CheckState stateOf(Status s) {
   switch (s) {
     case Status::ok: return CheckState::up;
@@ -23,8 +62,8 @@ CheckState stateOf(Status s) {
   return CheckState::unknown;
 }
 
-std::shared_ptr<const CheckStatus> applyResult(const CheckStatus& prev, Result result,
-                                               Thresholds thresholds) {
+std::shared_ptr<CheckStatus> applyResult(const CheckStatus& prev, Result result,
+                                         Thresholds thresholds) {
   auto next = std::make_shared<CheckStatus>(prev);
   const bool passed = result.status != Status::fail;
   const auto at = result.started;
@@ -69,6 +108,8 @@ std::shared_ptr<const CheckStatus> applyResult(const CheckStatus& prev, Result r
   auto& ring = next->recent;
   if (ring.size() >= CheckStatus::kRecentResults) ring.erase(ring.begin());
   ring.push_back(ResultSummary{at, result.status, result.reason, static_cast<float>(result.duration)});
+  next->flap_percent = flapPercent(ring);
+  next->flapping = prev.flapping ? next->flap_percent >= kFlapLow : next->flap_percent > kFlapHigh;
 
   if (!passed) next->last_failure_result = result;
   next->last = std::move(result);

@@ -5,6 +5,7 @@
 /// results themselves, so tests drive it without I/O or clocks.
 
 #include <memory>
+#include <vector>
 
 #include "collector/snapshot.h"
 
@@ -28,7 +29,17 @@ CheckState stateOf(Status s);
 ///  - up <-> degraded (warn) changes at once: both are passing;
 ///  - an opposite outcome resets the other counter.
 /// `state_changes`, `last_change`, the ring of recent results and totals are kept.
-std::shared_ptr<const CheckStatus> applyResult(const CheckStatus& prev, Result result,
-                                               Thresholds thresholds);
+/// Also updates flapping (see flapPercent()). Returns a fresh, still mutable
+/// object so the engine can add what it keeps outside (uptime, changes) before
+/// publishing it.
+std::shared_ptr<CheckStatus> applyResult(const CheckStatus& prev, Result result,
+                                         Thresholds thresholds);
+
+/// Icinga 2's flapping measure over the last 21 results (20 transitions): each
+/// transition whose status differs (ok, warn, fail) weighs from 0.8 (oldest) to
+/// 1.2 (newest); the sum over 20 slots, in percent. 0 with fewer than 2 results.
+double flapPercent(const std::vector<ResultSummary>& recent);
+inline constexpr double kFlapHigh = 30.0;  // starts flapping above
+inline constexpr double kFlapLow = 25.0;   // stops flapping below
 
 }  // namespace vigie

@@ -12,6 +12,8 @@
 #include <stdexcept>
 
 #include "collector/curl_driver.h"
+#include "collector/aggregate.h"
+#include "collector/history.h"
 #include "collector/worker_pool.h"
 #include "probes/heartbeat_probe.h"
 #include "probes/registry.h"
@@ -35,6 +37,9 @@ struct Engine::Session {
   std::shared_ptr<const ServiceConfig> next_service;
   std::unique_ptr<Probe> next_probe;
   bool retired = false;
+  UptimeTracker uptime;
+  RecentChanges changes;
+  bool uptime_dirty = false;
 };
 
 namespace {
@@ -71,7 +76,10 @@ Engine::Engine(boost::asio::io_context& io, std::shared_ptr<prometheus::Registry
           ProbeContext{io, *curl_, "", blocking_.get(), database_.get(), heartbeats_.get()})),
       factory_(std::move(factory)),
       scheduler_(4096, SteadyClock::now()),
-      wake_timer_(io) {
+      wake_timer_(io),
+      events_(std::make_shared<EventLog>()),
+      aggregator_(std::make_unique<Aggregator>(*events_, nullptr)),
+      tick_timer_(io) {
   if (!factory_) {
     factory_ = [this](const CheckConfig& c) { return makeProbe(*ctx_, c); };
   }
@@ -220,9 +228,11 @@ void Engine::apply(std::shared_ptr<const Config> config) {
       sessions_[id].reset();
     }
   }
+  const bool first = config_ == nullptr;
   config_ = std::move(config);
   cached_.reset();
   armWake();
+  if (first) armTick();
 }
 
 void Engine::noteReload(bool ok, const std::string& file) {
@@ -335,8 +345,41 @@ void Engine::complete(Scheduler::Id id, std::uint64_t attempt, Result result) {
   results_[static_cast<int>(result.status)]->Increment();
 
   const auto prev_state = s->status->state;
+  const auto at = result.started;
+  const ResultSummary summary{at, result.status, result.reason,
+                              static_cast<float>(result.duration)};
   auto next = applyResult(*s->status, std::move(result),
                           Thresholds{s->check->failure_threshold, s->check->success_threshold});
+  s->uptime.add(at, summary.status != Status::fail ? 1 : 0, 1);
+  next->uptime = s->uptime.ratios(at);
+  if (!s->uptime_dirty) {
+    s->uptime_dirty = true;
+    uptime_dirty_.push_back(s->id);
+  }
+  if (store_) store_->recordResult(s->check->key, summary);
+  // Coming up from unknown (a start, a new check) is not news; anything else is.
+  if (next->state != prev_state &&
+      !(prev_state == CheckState::unknown && next->state == CheckState::up)) {
+    StateChange e;
+    e.at = at;
+    e.subject = StateChange::Subject::check;
+    e.name = s->check->key;
+    e.from = std::string(checkStateName(prev_state));
+    e.to = std::string(checkStateName(next->state));
+    e.reason = next->last->status == Status::warn ? Reason::health_warn : next->last->reason;
+    e.detail = next->last->detail.substr(0, 256);
+    const StateChange& stored = events_->append(std::move(e));
+    if (store_) store_->recordChange(stored);
+    auto changes = std::make_shared<std::vector<StateChange>>();
+    if (s->changes) {
+      const auto& old = *s->changes;
+      const std::size_t keep = std::min(old.size(), kRecentChanges - 1);
+      changes->assign(old.end() - static_cast<std::ptrdiff_t>(keep), old.end());
+    }
+    changes->push_back(stored);
+    s->changes = std::move(changes);
+  }
+  next->changes = s->changes;
   if (next->state != prev_state) {
     const auto& last = *next->last;
     if (last.status == Status::ok) {
@@ -396,6 +439,10 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
   snap->config = config_;
   snap->checks.reserve(order_.size());
   for (auto id : order_) snap->checks.push_back(sessions_[id]->status);
+  snap->at = SystemClock::now();
+  snap->events = events_;
+  aggregate(*snap, snap->at);
+  aggregator_->update(*snap, snap->at);
   snap->self = self_stats_;
   snap->self.probes_in_flight = scheduler_.inFlight();
   snap->self.probes_waiting = scheduler_.waiting();
@@ -403,10 +450,89 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
   return cached_;
 }
 
+void Engine::setHistoryStore(std::unique_ptr<HistoryStore> store) {
+  store_ = std::move(store);
+  aggregator_ = std::make_unique<Aggregator>(*events_, store_.get());
+}
+
+void Engine::restoreHistory() {
+  if (!store_) return;
+  auto restored = store_->restore();
+  events_->restore(std::move(restored.events));
+  for (auto& [key, id] : by_key_) {
+    auto it = restored.checks.find(key);
+    if (it == restored.checks.end()) continue;
+    Session& s = *sessions_[id];
+    s.uptime.restore(it->second.uptime);
+    auto st = std::make_shared<CheckStatus>(*s.status);
+    st->recent = std::move(it->second.recent);
+    if (st->recent.size() > CheckStatus::kRecentResults) {
+      st->recent.erase(st->recent.begin(),
+                       st->recent.end() - static_cast<std::ptrdiff_t>(CheckStatus::kRecentResults));
+    }
+    st->uptime = s.uptime.ratios(SystemClock::now());
+    std::vector<StateChange> mine;
+    for (const StateChange* e : events_->page(0, kRecentChanges, [&key](const StateChange& e) {
+           return e.subject == StateChange::Subject::check && e.name == key;
+         })) {
+      mine.insert(mine.begin(), *e);
+    }
+    if (!mine.empty()) {
+      s.changes = std::make_shared<std::vector<StateChange>>(std::move(mine));
+      st->changes = s.changes;
+      st->last_change = st->changes->back().at;
+    }
+    s.status = std::move(st);
+  }
+  for (const auto& [name, buckets] : restored.services) aggregator_->restoreService(name, buckets);
+  cached_.reset();
+}
+
+void Engine::flushUptime() {
+  if (!store_) {
+    for (auto id : uptime_dirty_) {
+      if (id < sessions_.size() && sessions_[id]) sessions_[id]->uptime_dirty = false;
+    }
+    uptime_dirty_.clear();
+    return;
+  }
+  const auto now = SystemClock::now();
+  for (auto id : uptime_dirty_) {
+    if (id >= sessions_.size() || !sessions_[id]) continue;
+    Session& s = *sessions_[id];
+    s.uptime_dirty = false;
+    store_->recordUptime(s.check->key, false, s.uptime.recent(now));
+  }
+  uptime_dirty_.clear();
+  for (const auto& [name, buckets] : aggregator_->serviceBuckets(now)) {
+    std::vector<UptimeTracker::StoredBucket> recent;
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    for (const auto& b : buckets) {
+      if (b.index >= secs / UptimeTracker::kWidthSeconds[b.tier] - 1) recent.push_back(b);
+    }
+    store_->recordUptime(name, true, recent);
+  }
+}
+
+void Engine::armTick() {
+  if (stopped_) return;
+  tick_timer_.expires_after(std::chrono::seconds(1));
+  tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopped_) return;
+    // Service states, maintenance windows and service uptime move with time too:
+    // re-aggregate every second (events are noted even when nobody reads).
+    cached_.reset();
+    snapshot();
+    if (++ticks_ % 10 == 0) flushUptime();
+    armTick();
+  });
+}
+
 void Engine::stop() {
   if (stopped_) return;
   stopped_ = true;
   wake_timer_.cancel();
+  tick_timer_.cancel();
   for (auto& s : sessions_) {
     if (!s) continue;
     s->deadline.cancel();

@@ -32,6 +32,9 @@ namespace vigie {
 class CurlDriver;
 class WorkerPool;
 class HeartbeatBoard;
+class HistoryStore;
+class EventLog;
+class Aggregator;
 struct HeartbeatPush;
 struct ProbeContext;
 
@@ -62,6 +65,18 @@ class Engine {
   /// changes nothing. Loop thread only.
   PushOutcome push(const std::string& key, std::string_view token, HeartbeatPush push);
 
+  /// Sets the persistent history store (history.store: postgres); call before
+  /// apply(). The engine records results, state changes and uptime buckets in
+  /// it, without blocking.
+  void setHistoryStore(std::unique_ptr<HistoryStore> store);
+  /// Reads back what the store kept (events, recent results, uptimes) into the
+  /// checks and services of the applied config. Blocking: call after the first
+  /// apply() and before the loop runs. No-op without a store.
+  void restoreHistory();
+  HistoryStore* historyStore() const { return store_.get(); }
+  /// The live event log (state changes, newest last).
+  const EventLog& events() const { return *events_; }
+
   /// Records the outcome of a reload for vigie_config_* metrics and the API.
   void noteReload(bool ok, const std::string& file);
 
@@ -88,6 +103,8 @@ class Engine {
   void startProbe(Session& s, SteadyClock::time_point scheduled);
   void complete(Scheduler::Id id, std::uint64_t attempt, Result result);
   void swapPendingProbe(Session& s);
+  void armTick();
+  void flushUptime();
   Scheduler::Id allocateId();
 
   boost::asio::io_context& io_;
@@ -109,6 +126,12 @@ class Engine {
   std::vector<Scheduler::Id> order_;  // config order, for snapshots
   std::vector<Scheduler::Id> retired_;  // removed by a reload, still running
   std::shared_ptr<const Snapshot> cached_;
+  std::shared_ptr<EventLog> events_;
+  std::unique_ptr<HistoryStore> store_;
+  std::unique_ptr<Aggregator> aggregator_;
+  boost::asio::steady_timer tick_timer_;  // re-aggregates every second
+  unsigned ticks_ = 0;
+  std::vector<Scheduler::Id> uptime_dirty_;  // checks with results since the last flush
   SelfStats self_stats_;
   std::vector<Scheduler::Start> starts_;  // reused buffer
 

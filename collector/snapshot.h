@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "collector/config.h"
+#include "collector/uptime.h"
 #include "probes/probe.h"
 
 namespace vigie {
@@ -30,6 +31,26 @@ struct ResultSummary {
   Reason reason = Reason::none;
   float duration = 0;  // seconds
 };
+
+/// One state change of a check, service or cluster (an event of /api/v1/events).
+struct StateChange {
+  enum class Subject : std::uint8_t { check, service, cluster };
+  std::uint64_t id = 0;  // increasing within a process; assigned by EventLog::append
+  SystemClock::time_point at{};
+  Subject subject = Subject::check;
+  std::string name;    // "service/check", "service" or "cluster"
+  std::string from;    // state names: unknown, up, degraded, down, maintenance
+  std::string to;
+  Reason reason = Reason::none;  // checks: the result's; services: that of the failing check
+  std::string detail;  // bounded (256 bytes)
+  std::string cause;   // a service down because of a dependency: the root service
+};
+std::string_view subjectName(StateChange::Subject s);  // "check" | "service" | "cluster"
+
+/// The last state changes of one subject, newest last, at most kRecentChanges.
+/// Replaced (never mutated) on each change, shared by successive statuses.
+using RecentChanges = std::shared_ptr<const std::vector<StateChange>>;
+inline constexpr std::size_t kRecentChanges = 20;
 
 struct CheckStatus {
   std::shared_ptr<const CheckConfig> check;     // aliases the Config it belongs to
@@ -49,7 +70,63 @@ struct CheckStatus {
   std::array<std::uint64_t, 3> results_total{};  // indexed by Status
   std::uint64_t state_changes = 0;
 
+  /// Flapping (Icinga's rule): the weighted share of state changes among the
+  /// last 21 results, in percent; flapping starts above 30 and stops below 25.
+  double flap_percent = 0;
+  bool flapping = false;
+  UptimeRatios uptime;     // as of the last result
+  RecentChanges changes;   // may be null: none yet
+
   static constexpr std::size_t kRecentResults = 60;
+};
+
+/// A service's state from its checks.
+///  unknown: no check has a result; up: every check with a result passes;
+///  degraded: a non-critical check down, or any check degraded (a health page
+///  saying warn); down: a critical check down; maintenance: inside a maintenance
+///  window (probes still run and are shown; `underlying` says what they found).
+enum class ServiceState { unknown, up, degraded, down, maintenance };
+std::string_view serviceStateName(ServiceState s);
+inline constexpr std::array<ServiceState, 5> kServiceStates{
+    ServiceState::unknown, ServiceState::up, ServiceState::degraded, ServiceState::down,
+    ServiceState::maintenance};
+
+struct ServiceStatus {
+  std::shared_ptr<const ServiceConfig> service;
+  ServiceState state = ServiceState::unknown;
+  ServiceState underlying = ServiceState::unknown;  // ignoring maintenance
+  /// Down (underlying) while a dependency is down: the root service of the
+  /// chain (the first in depends_on order), else "". `causes` lists every root.
+  std::string cause;
+  std::vector<std::string> causes;
+  std::string maintenance;  // the window's reason (or "maintenance") while in one
+  bool flapping = false;    // a check of the service is flapping
+  std::vector<std::size_t> checks;  // indices into Snapshot::checks
+  SystemClock::time_point last_change{};  // zero: never
+  UptimeRatios uptime;
+  RecentChanges changes;
+};
+
+/// A group (team) or cluster: the worst state of its services, in the order
+/// down > degraded > maintenance > unknown > up.
+struct GroupStatus {
+  std::string name;
+  std::string description;
+  ServiceState state = ServiceState::unknown;
+  std::array<std::size_t, 5> counts{};  // services per ServiceState
+  std::vector<std::size_t> services;    // indices into Snapshot::services
+};
+
+struct ClusterStatus {
+  std::shared_ptr<const ClusterConfig> cluster;
+  ServiceState state = ServiceState::unknown;
+  /// Send traffic here: up or degraded.
+  bool ready = false;
+  /// Why not (or why degraded): "obsportal: down (http_status: got 503)".
+  std::string reason;
+  std::vector<std::size_t> services;  // indices into Snapshot::services
+  SystemClock::time_point last_change{};
+  RecentChanges changes;
 };
 
 /// Figures about vigie itself, copied into each snapshot.
@@ -64,9 +141,18 @@ struct SelfStats {
   std::string config_file;
 };
 
+class EventLog;
+
 struct Snapshot {
   std::shared_ptr<const Config> config;
   std::vector<std::shared_ptr<const CheckStatus>> checks;  // config order: service, then check
+  std::vector<ServiceStatus> services;  // config order
+  std::vector<GroupStatus> groups;      // config order; a group "" holds services without one
+  std::vector<ClusterStatus> clusters;  // config order
+  /// The engine's live event log (not a copy): read it on the loop thread only,
+  /// like everything the exporters do. May be null (tests).
+  std::shared_ptr<const EventLog> events;
+  SystemClock::time_point at{};  // when the snapshot was taken
   SelfStats self;
 };
 

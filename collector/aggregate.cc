@@ -1,0 +1,285 @@
+#include "collector/aggregate.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <unordered_set>
+
+namespace vigie {
+namespace {
+
+int severity(ServiceState s) {
+  switch (s) {
+    case ServiceState::up: return 0;
+    case ServiceState::unknown: return 1;
+    case ServiceState::maintenance: return 2;
+    case ServiceState::degraded: return 3;
+    case ServiceState::down: return 4;
+  }
+  return 1;
+}
+
+bool counts(ServiceState s) {
+  return s == ServiceState::up || s == ServiceState::degraded || s == ServiceState::down;
+}
+
+bool good(ServiceState s) { return s == ServiceState::up || s == ServiceState::degraded; }
+
+std::string bounded(std::string s, std::size_t max = 256) {
+  if (s.size() <= max) return s;
+  std::size_t cut = max - 3;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  s.resize(cut);
+  return s + "...";
+}
+
+// The check that explains a service's state: the first critical check down, else
+// the first check down, else the first degraded one.
+const CheckStatus* explaining(const Snapshot& snap, const ServiceStatus& svc) {
+  const CheckStatus* down = nullptr;
+  const CheckStatus* degraded = nullptr;
+  for (std::size_t i : svc.checks) {
+    const CheckStatus& c = *snap.checks[i];
+    if (c.state == CheckState::down) {
+      if (c.check && c.check->critical) return &c;
+      if (!down) down = &c;
+    } else if (c.state == CheckState::degraded && !degraded) {
+      degraded = &c;
+    }
+  }
+  return down ? down : degraded;
+}
+
+std::string describe(const Snapshot& snap, const ServiceStatus& svc) {
+  std::string out = fmt::format("{}: {}", svc.service->name, serviceStateName(svc.state));
+  if (svc.state == ServiceState::maintenance) return out + " (" + svc.maintenance + ")";
+  if (!svc.cause.empty()) return out + " (because " + svc.cause + " is down)";
+  if (const CheckStatus* c = explaining(snap, svc); c && c->last) {
+    out += fmt::format(" ({} {}: {})", c->check->name,
+                       c->last->status == Status::warn ? "health_warn" : reasonName(c->last->reason),
+                       c->last->detail);
+  }
+  return out;
+}
+
+}  // namespace
+
+const MaintenanceWindow* maintenanceFor(const Config& cfg, const std::string& service,
+                                        SystemClock::time_point now) {
+  for (const MaintenanceWindow& w : cfg.maintenance) {
+    if (now < w.start || now >= w.start + w.duration) continue;
+    if (w.services.empty() ||
+        std::find(w.services.begin(), w.services.end(), service) != w.services.end()) {
+      return &w;
+    }
+  }
+  return nullptr;
+}
+
+void aggregate(Snapshot& snap, SystemClock::time_point now) {
+  snap.services.clear();
+  snap.groups.clear();
+  snap.clusters.clear();
+  if (!snap.config) return;
+  const Config& cfg = *snap.config;
+
+  std::unordered_map<std::string_view, std::size_t> index;
+  snap.services.reserve(cfg.services.size());
+  for (const ServiceConfig& s : cfg.services) {
+    index.emplace(s.name, snap.services.size());
+    ServiceStatus st;
+    st.service = std::shared_ptr<const ServiceConfig>(snap.config, &s);
+    snap.services.push_back(std::move(st));
+  }
+  for (std::size_t i = 0; i < snap.checks.size(); ++i) {
+    const auto& c = snap.checks[i];
+    if (!c || !c->service) continue;
+    auto it = index.find(c->service->name);
+    if (it != index.end()) snap.services[it->second].checks.push_back(i);
+  }
+
+  for (ServiceStatus& svc : snap.services) {
+    bool any = false, critical_down = false, other_down = false, degraded = false;
+    for (std::size_t i : svc.checks) {
+      const CheckStatus& c = *snap.checks[i];
+      svc.flapping = svc.flapping || c.flapping;
+      if (c.state == CheckState::unknown) continue;
+      any = true;
+      if (c.state == CheckState::down) {
+        (c.check && !c.check->critical ? other_down : critical_down) = true;
+      } else if (c.state == CheckState::degraded) {
+        degraded = true;
+      }
+    }
+    svc.underlying = !any            ? ServiceState::unknown
+                     : critical_down ? ServiceState::down
+                     : (other_down || degraded) ? ServiceState::degraded
+                                                : ServiceState::up;
+    svc.state = svc.underlying;
+    if (const MaintenanceWindow* w = maintenanceFor(cfg, svc.service->name, now)) {
+      svc.state = ServiceState::maintenance;
+      svc.maintenance = w->reason.empty() ? "maintenance window" : w->reason;
+    }
+  }
+
+  // Causes, depth first with memo; the loader refuses cycles, `visiting` guards anyway.
+  std::vector<char> done(snap.services.size(), 0);
+  std::vector<char> visiting(snap.services.size(), 0);
+  std::function<void(std::size_t)> resolve = [&](std::size_t i) {
+    if (done[i] || visiting[i]) return;
+    visiting[i] = 1;
+    ServiceStatus& svc = snap.services[i];
+    if (svc.underlying == ServiceState::down) {
+      for (const std::string& dep : svc.service->depends_on) {
+        auto it = index.find(dep);
+        if (it == index.end()) continue;
+        resolve(it->second);
+        const ServiceStatus& d = snap.services[it->second];
+        if (d.underlying != ServiceState::down) continue;
+        const std::vector<std::string> roots =
+            d.causes.empty() ? std::vector<std::string>{d.service->name} : d.causes;
+        for (const auto& r : roots) {
+          if (std::find(svc.causes.begin(), svc.causes.end(), r) == svc.causes.end()) {
+            svc.causes.push_back(r);
+          }
+        }
+      }
+      if (!svc.causes.empty()) svc.cause = svc.causes.front();
+    }
+    visiting[i] = 0;
+    done[i] = 1;
+  };
+  for (std::size_t i = 0; i < snap.services.size(); ++i) resolve(i);
+
+  // Groups: configured ones in order, then "" for services without a group.
+  std::unordered_map<std::string_view, std::size_t> groups;
+  for (const GroupConfig& g : cfg.groups) {
+    groups.emplace(g.name, snap.groups.size());
+    snap.groups.push_back(GroupStatus{g.name, g.description});
+  }
+  for (std::size_t i = 0; i < snap.services.size(); ++i) {
+    const ServiceStatus& svc = snap.services[i];
+    auto it = groups.find(svc.service->group);
+    if (it == groups.end()) {
+      it = groups.emplace(svc.service->group, snap.groups.size()).first;
+      snap.groups.push_back(GroupStatus{svc.service->group, ""});
+    }
+    snap.groups[it->second].services.push_back(i);
+  }
+  auto worst = [&](const std::vector<std::size_t>& services, std::array<std::size_t, 5>* n) {
+    ServiceState w = ServiceState::up;
+    bool any = false;
+    for (std::size_t i : services) {
+      const ServiceState s = snap.services[i].state;
+      if (n) ++(*n)[static_cast<std::size_t>(s)];
+      if (!any || severity(s) > severity(w)) w = s;
+      any = true;
+    }
+    return any ? w : ServiceState::unknown;
+  };
+  for (GroupStatus& g : snap.groups) g.state = worst(g.services, &g.counts);
+
+  for (const ClusterConfig& c : cfg.clusters) {
+    ClusterStatus cl;
+    cl.cluster = std::shared_ptr<const ClusterConfig>(snap.config, &c);
+    for (const std::string& name : c.services) {
+      auto it = index.find(name);
+      if (it != index.end()) cl.services.push_back(it->second);
+    }
+    cl.state = worst(cl.services, nullptr);
+    cl.ready = good(cl.state);
+    for (std::size_t i : cl.services) {
+      const ServiceStatus& svc = snap.services[i];
+      if (svc.state == ServiceState::up) continue;
+      if (!cl.reason.empty()) cl.reason += "; ";
+      cl.reason += describe(snap, svc);
+    }
+    cl.reason = bounded(std::move(cl.reason));
+    snap.clusters.push_back(std::move(cl));
+  }
+}
+
+void Aggregator::note(Memory& m, StateChange::Subject subject, const std::string& name,
+                      ServiceState to, Reason reason, const std::string& detail,
+                      const std::string& cause, SystemClock::time_point now) {
+  const ServiceState from = m.state;
+  m.state = to;
+  m.since = now;
+  // Coming up from unknown (a start, a new service) is not news; coming down is.
+  if (from == ServiceState::unknown && to == ServiceState::up) return;
+  StateChange e;
+  e.at = now;
+  e.subject = subject;
+  e.name = name;
+  e.from = std::string(serviceStateName(from));
+  e.to = std::string(serviceStateName(to));
+  e.reason = reason;
+  e.detail = bounded(detail);
+  e.cause = cause;
+  const StateChange& stored = log_.append(std::move(e));
+  if (store_) store_->recordChange(stored);
+  auto changes = std::make_shared<std::vector<StateChange>>();
+  if (m.changes) {
+    const auto& old = *m.changes;
+    const std::size_t keep = std::min(old.size(), kRecentChanges - 1);
+    changes->assign(old.end() - static_cast<std::ptrdiff_t>(keep), old.end());
+  }
+  changes->push_back(stored);
+  m.changes = std::move(changes);
+}
+
+void Aggregator::update(Snapshot& snap, SystemClock::time_point now) {
+  std::unordered_set<std::string_view> seen;
+  for (ServiceStatus& svc : snap.services) {
+    const std::string& name = svc.service->name;
+    seen.insert(name);
+    auto [it, fresh] = services_.try_emplace(name);
+    Memory& m = it->second;
+    if (fresh) m.accounted = now;
+    if (counts(m.state)) m.uptime.addSpan(m.accounted, now, good(m.state));
+    m.accounted = now;
+    if (svc.state != m.state) {
+      Reason reason = Reason::none;
+      std::string detail;
+      if (svc.state == ServiceState::maintenance) {
+        detail = svc.maintenance;
+      } else if (const CheckStatus* c = explaining(snap, svc); c && c->last) {
+        reason = c->last->status == Status::warn ? Reason::health_warn : c->last->reason;
+        detail = fmt::format("{}: {}", c->check->name, c->last->detail);
+      }
+      note(m, StateChange::Subject::service, name, svc.state, reason, detail, svc.cause, now);
+    }
+    svc.last_change = m.since;
+    svc.uptime = m.uptime.ratios(now);
+    svc.changes = m.changes;
+  }
+  std::erase_if(services_, [&](const auto& kv) { return !seen.count(kv.first); });
+
+  seen.clear();
+  for (ClusterStatus& cl : snap.clusters) {
+    const std::string& name = cl.cluster->name;
+    seen.insert(name);
+    Memory& m = clusters_[name];
+    if (cl.state != m.state) {
+      note(m, StateChange::Subject::cluster, name, cl.state, Reason::none, cl.reason, "", now);
+    }
+    cl.last_change = m.since;
+    cl.changes = m.changes;
+  }
+  std::erase_if(clusters_, [&](const auto& kv) { return !seen.count(kv.first); });
+}
+
+void Aggregator::restoreService(const std::string& name,
+                                const std::vector<UptimeTracker::StoredBucket>& b) {
+  services_[name].uptime.restore(b);
+}
+
+std::vector<std::pair<std::string, std::vector<UptimeTracker::StoredBucket>>>
+Aggregator::serviceBuckets(SystemClock::time_point now) const {
+  std::vector<std::pair<std::string, std::vector<UptimeTracker::StoredBucket>>> out;
+  out.reserve(services_.size());
+  for (const auto& [name, m] : services_) out.emplace_back(name, m.uptime.buckets(now));
+  return out;
+}
+
+}  // namespace vigie
