@@ -9,6 +9,7 @@
 #include "probes/heartbeat_probe.h"
 #include "probes/http_probe.h"
 #include "probes/ingress_probe.h"
+#include "probes/postgres_probe.h"
 #include "probes/tcp_probe.h"
 
 namespace vigie {
@@ -24,7 +25,7 @@ constexpr std::array<const char*, std::variant_size_v<ProbeSpec>> kKindNames = {
 bool probeKindAvailable(const ProbeSpec& spec) {
   return std::holds_alternative<HttpSpec>(spec) || std::holds_alternative<DiskSpec>(spec) ||
          std::holds_alternative<TcpSpec>(spec) || std::holds_alternative<HeartbeatSpec>(spec) ||
-         std::holds_alternative<IngressSpec>(spec);
+         std::holds_alternative<IngressSpec>(spec) || std::holds_alternative<PostgresSpec>(spec);
 }
 
 std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, const CheckConfig& check) {
@@ -33,6 +34,9 @@ std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, const CheckConfig& check) {
   }
   if (const auto* tcp = std::get_if<TcpSpec>(&check.spec)) {
     return std::make_unique<TcpProbe>(ctx, *tcp);
+  }
+  if (const auto* pg = std::get_if<PostgresSpec>(&check.spec)) {
+    return std::make_unique<PostgresProbe>(ctx, *pg);
   }
   if (const auto* disk = std::get_if<DiskSpec>(&check.spec)) {
     return std::make_unique<DiskProbe>(ctx, *disk);
