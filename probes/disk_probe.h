@@ -7,6 +7,8 @@
 #include <memory>
 #include <mutex>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include "collector/config.h"
 #include "collector/worker_pool.h"
 #include "probes/probe.h"
@@ -30,7 +32,21 @@ namespace vigie {
 /// The work runs on `ctx.blocking` (the probe makes a private one-thread pool when
 /// the context has none, as `vigie probe` does). When the pool refuses the job, the
 /// attempt fails at once with Reason::timeout "all N disk workers are busy or stuck".
-/// A job that outlives its attempt (cancel(), or the probe destroyed) is ignored.
+///
+/// Hung file systems (an NFS server gone, a hard mount): the attempt ends by itself
+/// at its deadline with Reason::timeout naming the call that did not return, e.g.
+/// "create of /mnt/x/.vigie-probe-12-3 did not return within 5s (hung file
+/// system?)", or "no disk worker free within 5s: 8 of 8 busy" while its job still
+/// waits for a thread. The blocked job keeps its thread (nothing can interrupt a
+/// call stuck in the kernel), and a probe has at most one job in the pool: a new
+/// attempt while the previous job is still blocked does not take a second thread,
+/// it waits for that job until its own deadline ("the previous attempt's write of
+/// ... has not returned for 12.3 s"). So a hung mount holds one worker per check
+/// on it, and checks on healthy paths keep the others. A job whose attempt was
+/// abandoned before a thread picked it up is skipped without touching the disk,
+/// and a result that arrives after its attempt ended (deadline, cancel(), the
+/// probe destroyed) is dropped. The probe file is removed by the job whatever
+/// happens once it was created, even when the attempt already ended.
 ///
 /// Threading: as Probe. The job on the pool thread shares only a small state block
 /// with the probe, never the probe itself.
@@ -53,6 +69,10 @@ class DiskProbe : public Probe {
 
  private:
   struct Shared;
+  struct Job;
+  void submit();
+  void onJobDone(const std::shared_ptr<Job>& job, Result result);
+  void onDeadline(std::uint64_t attempt);
   void finish(std::uint64_t attempt, Result result);
 
   ProbeContext& ctx_;
@@ -60,8 +80,16 @@ class DiskProbe : public Probe {
   std::unique_ptr<WorkerPool> own_pool_;  // only when ctx_.blocking is null
   WorkerPool* pool_ = nullptr;
   std::shared_ptr<Shared> shared_;
+  boost::asio::steady_timer timer_;  // the attempt's deadline
   std::uint64_t attempt_ = 0;
   bool running_ = false;
+  // The job in the pool, from the loop's view: set at submit, cleared when its
+  // completion reaches the loop. Outlives its attempt when the file system hangs.
+  std::shared_ptr<Job> job_;
+  bool waiting_for_job_ = false;  // the running attempt waits for job_ to end
+  SystemClock::time_point started_wall_{};
+  SteadyClock::time_point started_{};
+  SteadyClock::time_point deadline_{};
   Done done_;
 };
 
