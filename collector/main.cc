@@ -17,6 +17,7 @@
 #include "collector/curl_driver.h"
 #include "collector/demo.h"
 #include "collector/engine.h"
+#include "collector/history_pg.h"
 #include "collector/log.h"
 #include "collector/probe_cli.h"
 #include "exporters/http_server.h"
@@ -99,9 +100,14 @@ int run(const RunOptions& opts) {
   auto registry = std::make_shared<prometheus::Registry>();
   Engine engine(io, registry);
   HttpServer server(io);
+  if (config->history.store == "postgres") {
+    spdlog::info("history store: postgres {}", redactDsn(config->history.dsn));
+    engine.setHistoryStore(makePostgresHistoryStore(config->history, registry));
+  }
   try {
     engine.apply(config);
     engine.noteReload(true, opts.config_path);
+    engine.restoreHistory();
     server.listen(listen);
   } catch (const std::exception& e) {
     spdlog::error("cannot start: {}", e.what());
