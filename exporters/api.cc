@@ -127,7 +127,89 @@ bool parseStates(std::string_view list, std::array<bool, 4>& keep) {
 
 void noStore(HttpResponse& res) { res.headers.emplace_back("Cache-Control", "no-store"); }
 
+json::value ratioOrNull(const std::optional<double>& r) {
+  if (!r) return nullptr;
+  return *r;
+}
+
+// The list of entity tags in an If-None-Match value, one at a time; weak tags
+// compare equal to strong ones (RFC 9110 13.1.2).
+bool listHas(std::string_view list, std::string_view etag) {
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    std::string_view tag = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t')) tag.remove_prefix(1);
+    while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
+    if (tag == "*") return true;
+    if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);
+    if (!tag.empty() && tag == etag) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+json::object changeJson(const StateChange& e) {
+  json::object o;
+  o.reserve(9);
+  o["id"] = e.id;
+  o["at"] = timeOrNull(e.at);
+  o["subject"] = subjectName(e.subject);
+  o["name"] = text(e.name);
+  o["from"] = text(e.from);
+  o["to"] = text(e.to);
+  o["reason"] = reasonOrNull(e.reason);
+  o["detail"] = text(e.detail);
+  o["cause"] = e.cause.empty() ? json::value(nullptr) : text(e.cause);
+  return o;
+}
+
+json::object uptimeJson(const UptimeRatios& uptime) {
+  json::object o;
+  o.reserve(kUptimeWindows.size());
+  for (std::size_t i = 0; i < kUptimeWindows.size(); ++i) {
+    o[kUptimeWindows[i]] = ratioOrNull(uptime[i]);
+  }
+  return o;
+}
+
+json::array changesJson(const RecentChanges& changes) {
+  json::array a;
+  if (!changes) return a;
+  a.reserve(changes->size());
+  for (const StateChange& e : *changes) a.push_back(changeJson(e));
+  return a;
+}
+
+std::string bodyEtag(std::string_view body) {
+  std::uint64_t h = 14695981039346656037ULL;
+  for (const char c : body) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(18, '"');
+  for (int i = 16; i >= 1; --i, h >>= 4) out[static_cast<std::size_t>(i)] = kHex[h & 0xF];
+  return out;
+}
+
+bool etagMatches(std::string_view if_none_match, std::string_view etag) {
+  return listHas(if_none_match, etag);
+}
+
+void finishJson(const HttpRequest& req, HttpResponse& res, std::string_view cache_control) {
+  res.status = 200;
+  res.content_type = "application/json";
+  std::string etag = bodyEtag(res.body);
+  res.headers.emplace_back("Cache-Control", std::string(cache_control));
+  const std::string_view inm = req.header("If-None-Match");
+  if (!inm.empty() && etagMatches(inm, etag)) {
+    res.status = 304;
+    res.body.clear();
+  }
+  res.headers.emplace_back("ETag", std::move(etag));
+}
 
 json::object checkJson(const CheckStatus& c) {
   json::object o;
@@ -173,6 +255,10 @@ json::object checkJson(const CheckStatus& c) {
   o["results_total"] = json::object{
       {"ok", c.results_total[0]}, {"warn", c.results_total[1]}, {"fail", c.results_total[2]}};
   o["state_changes"] = c.state_changes;
+  o["flapping"] = c.flapping;
+  o["flap_percent"] = c.flap_percent;
+  o["uptime"] = uptimeJson(c.uptime);
+  o["changes"] = changesJson(c.changes);
   return o;
 }
 
@@ -199,26 +285,27 @@ bool checksDocument(const Snapshot& snap, std::string_view states, SystemClock::
 }
 
 void handleChecksList(const Snapshot* snap, const HttpRequest& req, HttpResponse& res) {
-  noStore(res);
   const std::string* state = req.param("state");
   const std::string_view states = state ? std::string_view(*state) : std::string_view{};
   const Snapshot empty;
-  if (!checksDocument(snap ? *snap : empty, states, SystemClock::now(), res.body)) {
+  const auto generated =
+      snap && snap->at != SystemClock::time_point{} ? snap->at : SystemClock::now();
+  if (!checksDocument(snap ? *snap : empty, states, generated, res.body)) {
+    noStore(res);
     res.jsonError(400, "unknown state in ?state=",
                   {{"state", std::string(states)}, {"allowed", "unknown,up,degraded,down"}});
     return;
   }
-  res.status = 200;
-  res.content_type = "application/json";
+  finishJson(req, res, "no-store");
 }
 
 void handleCheckOne(const Snapshot* snap, const HttpRequest& req, HttpResponse& res) {
-  noStore(res);
   std::string_view rest = req.path;
   if (rest.substr(0, kChecksPath.size()) == kChecksPath) rest.remove_prefix(kChecksPath.size());
   if (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
   const auto slash = rest.find('/');
   if (slash == std::string_view::npos || rest.find('/', slash + 1) != std::string_view::npos) {
+    noStore(res);
     res.jsonError(404, "not found", {{"path", std::string(req.path)}});
     return;
   }
@@ -227,14 +314,14 @@ void handleCheckOne(const Snapshot* snap, const HttpRequest& req, HttpResponse& 
   if (snap) {
     for (const auto& c : snap->checks) {
       if (c && c->check && c->service && c->service->name == service && c->check->name == check) {
-        res.status = 200;
-        res.content_type = "application/json";
         res.body = json::serialize(checkJson(*c));
         res.body.push_back('\n');
+        finishJson(req, res, "no-store");
         return;
       }
     }
   }
+  noStore(res);
   res.jsonError(404, "unknown check", {{"service", service}, {"check", check}});
 }
 

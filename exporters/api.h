@@ -18,6 +18,32 @@ namespace vigie {
 /// The JSON object of one check, as listed in "checks".
 boost::json::object checkJson(const CheckStatus& check);
 
+/// One state change (an item of /api/v1/events and of every "changes" array):
+/// {id, at, subject, name, from, to, reason, detail, cause}.
+boost::json::object changeJson(const StateChange& change);
+
+/// {"1h": r, "24h": r, "7d": r, "30d": r}, null for a window with nothing counted.
+boost::json::object uptimeJson(const UptimeRatios& uptime);
+
+/// A subject's recent changes, oldest first as kept (an empty array when null).
+boost::json::array changesJson(const RecentChanges& changes);
+
+/// A strong HTTP validator of `body`: its FNV-1a 64 hash in 16 hex digits, quoted
+/// (`"9f3c...e1"`, quotes included, as the ETag header wants).
+std::string bodyEtag(std::string_view body);
+
+/// True when an If-None-Match header value (a list of entity tags, weak or
+/// strong, or "*") matches `etag` by the weak comparison of RFC 9110.
+bool etagMatches(std::string_view if_none_match, std::string_view etag);
+
+/// Finishes a 200 JSON answer already in `res.body`: Content-Type
+/// application/json, the given Cache-Control and an ETag of the body; when the
+/// request's If-None-Match matches, turns it into a 304 without a body.
+/// (/api/v1/checks keeps "no-store", as it always answered; the newer
+/// endpoints say "no-cache" so that browsers revalidate with the ETag.)
+void finishJson(const HttpRequest& req, HttpResponse& res,
+                std::string_view cache_control = "no-cache");
+
 /// The whole /api/v1/checks document: {"checks": [...], "generated_at": ...}.
 /// `states`: empty for every check, else a comma-separated list of state names
 /// ("down,degraded") to keep. Returns false (and leaves `out` untouched) when a
@@ -26,7 +52,8 @@ bool checksDocument(const Snapshot& snapshot, std::string_view states, SystemClo
                     std::string& out);
 
 /// GET /api/v1/checks[?state=down]. A null snapshot lists no check.
-/// Bad `state` -> 400 JSON.
+/// Bad `state` -> 400 JSON. "generated_at" is the snapshot's time (so an
+/// unchanged state keeps its ETag).
 void handleChecksList(const Snapshot* snapshot, const HttpRequest& req, HttpResponse& res);
 
 /// GET /api/v1/checks/{service}/{check} (each segment %-decoded). Unknown -> 404 JSON.

@@ -42,6 +42,8 @@ enum Fam : std::size_t {
   kLastChangeTs,
   kResultsTotal,
   kStateChangesTotal,
+  kCheckFlapping,
+  kCheckUptime,
   kComponentStatus,
   kTargetInfo,
   kConditionSuccess,
@@ -50,6 +52,13 @@ enum Fam : std::size_t {
   kTargetHttpStatus,
   kTargetFailure,
   kTargetCertExpiry,
+  kServiceState,
+  kServiceCause,
+  kServiceFlapping,
+  kServiceUptime,
+  kServiceLastChangeTs,
+  kClusterState,
+  kClusterReady,
   kProbesInFlight,
   kProbesWaiting,
   kReloadOk,
@@ -98,6 +107,13 @@ constexpr std::array<FamilySpec, kFamilyCount> kFamilies{{
      "Unix time of the check's last state change.", MetricType::Gauge},
     {"vigie_check_results_total", "Probe results of the check by outcome.", MetricType::Counter},
     {"vigie_check_state_changes_total", "State changes of the check.", MetricType::Counter},
+    {"vigie_check_flapping",
+     "1 while the check is flapping (weighted share of state changes over the last 21 results "
+     "above 30%, until below 25%).",
+     MetricType::Gauge},
+    {"vigie_check_uptime_ratio",
+     "Share of passing results over the window; absent when nothing was counted in it.",
+     MetricType::Gauge},
     {"vigie_health_component_status",
      "Status of each component reported by a health page: 1 for the current status.",
      MetricType::Gauge},
@@ -120,6 +136,22 @@ constexpr std::array<FamilySpec, kFamilyCount> kFamilies{{
     {"vigie_check_target_cert_expiry_timestamp_seconds",
      "Ingress checks: earliest certificate expiry seen through this front-end address (unix "
      "time).",
+     MetricType::Gauge},
+    {"vigie_service_state", "State of the service from its checks: 1 for the current state.",
+     MetricType::Gauge},
+    {"vigie_service_cause",
+     "1 for each root service whose being down makes this service down; absent otherwise.",
+     MetricType::Gauge},
+    {"vigie_service_flapping", "1 while a check of the service is flapping.", MetricType::Gauge},
+    {"vigie_service_uptime_ratio",
+     "Share of time up or degraded over the window (unknown and maintenance left out); absent "
+     "when nothing was counted in it.",
+     MetricType::Gauge},
+    {"vigie_service_last_state_change_timestamp_seconds",
+     "Unix time of the service's last state change.", MetricType::Gauge},
+    {"vigie_cluster_state", "State of the cluster from its services: 1 for the current state.",
+     MetricType::Gauge},
+    {"vigie_cluster_ready", "1 when the cluster should get traffic (up or degraded), else 0.",
      MetricType::Gauge},
     {"vigie_probes_in_flight", "Probes running now.", MetricType::Gauge},
     {"vigie_probes_waiting", "Probes due but held back by max_in_flight.", MetricType::Gauge},
@@ -319,6 +351,13 @@ bool isHttpKind(const ProbeSpec& spec) {
 }
 
 template <class Sink>
+void addUptime(Sink& sink, Fam fam, const UptimeRatios& uptime) {
+  for (std::size_t i = 0; i < kUptimeWindows.size(); ++i) {
+    if (uptime[i]) sink.add(fam, {{"window", kUptimeWindows[i]}}, *uptime[i]);
+  }
+}
+
+template <class Sink>
 void addCheck(Sink& sink, const CheckStatus& c, std::string_view location,
               std::vector<std::string>& scratch, std::vector<Extra>& extras) {
   if (!c.check) return;
@@ -399,6 +438,36 @@ void addCheck(Sink& sink, const CheckStatus& c, std::string_view location,
              static_cast<double>(c.results_total[static_cast<std::size_t>(s)]));
   }
   sink.add(kStateChangesTotal, static_cast<double>(c.state_changes));
+  sink.add(kCheckFlapping, c.flapping ? 1 : 0);
+  addUptime(sink, kCheckUptime, c.uptime);
+}
+
+template <class Sink>
+void addService(Sink& sink, const ServiceStatus& s) {
+  if (!s.service) return;
+  const std::string service = label(s.service->name);
+  const std::string group = label(s.service->group);
+  sink.begin({{"service", service}, {"group", group}});
+  for (ServiceState st : kServiceStates) {
+    sink.add(kServiceState, {{"state", serviceStateName(st)}}, s.state == st ? 1 : 0);
+  }
+  for (const std::string& cause : s.causes) sink.add(kServiceCause, {{"cause", label(cause)}}, 1);
+  sink.add(kServiceFlapping, s.flapping ? 1 : 0);
+  addUptime(sink, kServiceUptime, s.uptime);
+  if (s.last_change != SystemClock::time_point{}) {
+    sink.add(kServiceLastChangeTs, unixSeconds(s.last_change));
+  }
+}
+
+template <class Sink>
+void addCluster(Sink& sink, const ClusterStatus& c) {
+  if (!c.cluster) return;
+  const std::string cluster = label(c.cluster->name);
+  sink.begin({{"cluster", cluster}});
+  for (ServiceState st : kServiceStates) {
+    sink.add(kClusterState, {{"state", serviceStateName(st)}}, c.state == st ? 1 : 0);
+  }
+  sink.add(kClusterReady, c.ready ? 1 : 0);
 }
 
 template <class Sink>
@@ -411,9 +480,9 @@ void addBuildInfo(Sink& sink, std::string_view version) {
 template <class Sink>
 void addSnapshot(Sink& sink, const Snapshot& snap, std::string_view version) {
   const std::size_t n = snap.checks.size();
-  for (Fam i :
-       {kProbeSuccess, kProbeDuration, kHttpStatus, kHttpVersion, kHttpBodyLength, kHttpRedirects,
-        kLastResultTs, kCheckPending, kConsecutiveFailures, kLastChangeTs, kStateChangesTotal}) {
+  for (Fam i : {kProbeSuccess, kProbeDuration, kHttpStatus, kHttpVersion, kHttpBodyLength,
+                kHttpRedirects, kLastResultTs, kCheckPending, kConsecutiveFailures, kLastChangeTs,
+                kStateChangesTotal, kCheckFlapping}) {
     sink.reserve(i, n);
   }
   sink.reserve(kHttpPhase, n * kPhaseNames.size());
@@ -426,6 +495,10 @@ void addSnapshot(Sink& sink, const Snapshot& snap, std::string_view version) {
   for (const auto& c : snap.checks) {
     if (c) addCheck(sink, *c, location, scratch, extras);
   }
+  sink.reserve(kServiceState, snap.services.size() * kServiceStates.size());
+  for (const ServiceStatus& s : snap.services) addService(sink, s);
+  sink.reserve(kClusterState, snap.clusters.size() * kServiceStates.size());
+  for (const ClusterStatus& c : snap.clusters) addCluster(sink, c);
 
   const SelfStats& s = snap.self;
   sink.noBase();

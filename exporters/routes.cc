@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "exporters/api.h"
+#include "exporters/services_api.h"
 
 namespace vigie {
 namespace {
@@ -81,6 +82,23 @@ void registerStandardRoutes(HttpServer& server, SnapshotSource snapshots,
                  const auto snap = snapshots ? snapshots() : nullptr;
                  handleCheckOne(snap.get(), req, res);
                });
+
+  // Services, groups, clusters and events: a list at the exact path, one item below it.
+  using SnapshotHandler = void (*)(const Snapshot*, const HttpRequest&, HttpResponse&);
+  const auto add = [&server, &snapshots](std::string path, SnapshotHandler handler) {
+    server.route(http::verb::get, std::move(path),
+                 [snapshots, handler](const HttpRequest& req, HttpResponse& res) {
+                   const auto snap = snapshots ? snapshots() : nullptr;
+                   handler(snap.get(), req, res);
+                 });
+  };
+  add(std::string(kServicesPath), handleServicesList);
+  add(std::string(kServicesPath) + "/*", handleServiceOne);
+  add(std::string(kGroupsPath), handleGroupsList);
+  add(std::string(kGroupsPath) + "/*", handleGroupOne);
+  add(std::string(kClustersPath), handleClustersList);
+  add(std::string(kClustersPath) + "/*", handleClusterOne);
+  add(std::string(kEventsPath), handleEvents);
 
   server.route(http::verb::get, "/healthz", [](const HttpRequest&, HttpResponse& res) {
     res.body = "ok\n";

@@ -4,6 +4,8 @@
 ///   GET /metrics                          Prometheus text (exporters/metrics.h)
 ///   GET /api/v1/checks[?state=down]       JSON list (exporters/api.h, docs/api.md)
 ///   GET /api/v1/checks/{service}/{check}  JSON of one check
+///   GET /api/v1/services[/{name}], /api/v1/groups[/{name}], /api/v1/clusters[/{name}],
+///       /api/v1/clusters/{name}/ready, /api/v1/events   (exporters/services_api.h)
 ///   GET /healthz                          200 "ok" while the loop runs
 ///   GET /readyz                           200 once ready, else 503
 /// Loop thread only, like the server.

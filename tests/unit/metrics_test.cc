@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "collector/aggregate.h"
 #include "exporters/api.h"
 #include "exporters/json_util.h"
 
@@ -114,6 +115,45 @@ std::shared_ptr<Snapshot> sampleSnapshot() {
   snap->self.probes_in_flight = 7;
   snap->self.config_reloads_total = 2;
   snap->self.config_last_reload_success = at(1699990001);
+  return snap;
+}
+
+// sampleSnapshot() plus a service db (its check down) that api depends on, a
+// cluster "front" of api, and the aggregator's figures (uptime, flapping, last change).
+std::shared_ptr<Snapshot> aggregatedSnapshot() {
+  auto cfg = makeConfig({{"api",
+                          {httpCheck("api", "health", "https://api.example/health"),
+                           httpCheck("api", "ping", "http://api.example/ping")}},
+                         {"db", {httpCheck("db", "port", "http://db.example/")}}});
+  cfg->services[0].depends_on = {"db"};
+  cfg->services[1].group = "data";
+  ClusterConfig front;
+  front.name = "front";
+  front.services = {"api"};
+  ClusterConfig back;
+  back.name = "back";
+  back.services = {};
+  cfg->clusters = {front, back};
+  auto sample = sampleSnapshot();
+  auto snap = std::make_shared<Snapshot>(*sample);
+  snap->config = cfg;
+  auto health = std::make_shared<CheckStatus>(*sample->checks[0]);
+  health->service = std::shared_ptr<const ServiceConfig>(cfg, &cfg->services[0]);
+  health->check = std::shared_ptr<const CheckConfig>(cfg, &cfg->services[0].checks[0]);
+  health->flapping = true;
+  health->flap_percent = 31;
+  health->uptime = {1.0, 0.99, 1.0 / 3.0, std::nullopt};
+  auto ping = std::make_shared<CheckStatus>(*sample->checks[1]);
+  ping->service = health->service;
+  ping->check = std::shared_ptr<const CheckConfig>(cfg, &cfg->services[0].checks[1]);
+  auto port = statusOf(cfg, 1, 0);
+  port->state = CheckState::down;
+  port->last = *ping->last;
+  snap->checks = {health, ping, port};
+  aggregate(*snap, at(1700000002));
+  snap->services[0].uptime = {0.5, 0.75, std::nullopt, std::nullopt};
+  snap->services[0].last_change = at(1699999000);
+  snap->clusters[0].last_change = at(1699999500);
   return snap;
 }
 
@@ -214,6 +254,63 @@ TEST(Metrics, ExactLines) {
   EXPECT_EQ(text.find("secret"), std::string::npos);
 }
 
+TEST(Metrics, ServicesAndClusters) {
+  auto snap = aggregatedSnapshot();
+  const std::string text = render(*snap);
+  EXPECT_EQ(text, renderViaCollectable(*snap));
+  const std::string h = kHealth;
+  const std::string api = R"(service="api",group="web")";
+  const std::string db = R"(service="db",group="data")";
+  const std::vector<std::string> expected = {
+      "# HELP vigie_check_flapping 1 while the check is flapping (weighted share of state changes "
+      "over the last 21 results above 30%, until below 25%).",
+      "# TYPE vigie_check_flapping gauge",
+      "vigie_check_flapping{" + h + "} 1",
+      "vigie_check_flapping{" + std::string(kPing) + "} 0",
+      "vigie_check_uptime_ratio{" + h + ",window=\"1h\"} 1",
+      "vigie_check_uptime_ratio{" + h + ",window=\"24h\"} 0.99",
+      "vigie_check_uptime_ratio{" + h + ",window=\"7d\"} 0.3333333333333333",
+      "# TYPE vigie_service_state gauge",
+      "vigie_service_state{" + api + ",state=\"unknown\"} 0",
+      "vigie_service_state{" + api + ",state=\"up\"} 0",
+      "vigie_service_state{" + api + ",state=\"degraded\"} 0",
+      "vigie_service_state{" + api + ",state=\"down\"} 1",
+      "vigie_service_state{" + api + ",state=\"maintenance\"} 0",
+      "vigie_service_state{" + db + ",state=\"down\"} 1",
+      "vigie_service_cause{" + api + ",cause=\"db\"} 1",
+      "vigie_service_flapping{" + api + "} 1",
+      "vigie_service_flapping{" + db + "} 0",
+      "vigie_service_uptime_ratio{" + api + ",window=\"1h\"} 0.5",
+      "vigie_service_uptime_ratio{" + api + ",window=\"24h\"} 0.75",
+      "vigie_service_last_state_change_timestamp_seconds{" + api + "} 1699999000",
+      "# TYPE vigie_cluster_state gauge",
+      "vigie_cluster_state{cluster=\"front\",state=\"down\"} 1",
+      "vigie_cluster_state{cluster=\"front\",state=\"up\"} 0",
+      "vigie_cluster_state{cluster=\"back\",state=\"unknown\"} 1",
+      "vigie_cluster_ready{cluster=\"front\"} 0",
+      "vigie_cluster_ready{cluster=\"back\"} 0",
+  };
+  for (const auto& line : expected) {
+    EXPECT_TRUE(hasLine(text, line)) << "missing line: " << line << "\n--- output:\n" << text;
+  }
+  // Absent when unknown or not caused.
+  EXPECT_EQ(text.find("vigie_check_uptime_ratio{" + h + ",window=\"30d\"}"), std::string::npos);
+  EXPECT_EQ(text.find("vigie_check_uptime_ratio{" + std::string(kPing)), std::string::npos);
+  EXPECT_EQ(text.find("vigie_service_uptime_ratio{" + api + ",window=\"7d\"}"), std::string::npos);
+  EXPECT_EQ(text.find("vigie_service_uptime_ratio{" + db), std::string::npos);
+  EXPECT_EQ(text.find("vigie_service_cause{" + db), std::string::npos);
+  EXPECT_EQ(text.find("vigie_service_last_state_change_timestamp_seconds{" + db),
+            std::string::npos);
+  // A degraded cluster is ready.
+  snap->clusters[0].state = ServiceState::degraded;
+  snap->clusters[0].ready = true;
+  const std::string degraded = render(*snap);
+  EXPECT_TRUE(hasLine(degraded, "vigie_cluster_ready{cluster=\"front\"} 1")) << degraded;
+  EXPECT_TRUE(hasLine(degraded, "vigie_cluster_state{cluster=\"front\",state=\"degraded\"} 1"));
+  const auto [status, output] = promtool(text);
+  EXPECT_EQ(status, 0) << output;
+}
+
 TEST(Metrics, DirectWriterMatchesTextSerializer) {
   auto snap = sampleSnapshot();
   auto odd = std::make_shared<CheckStatus>(*snap->checks[0]);
@@ -228,6 +325,16 @@ TEST(Metrics, DirectWriterMatchesTextSerializer) {
   snap->checks.push_back(odd);
   const std::string direct = render(*snap);
   EXPECT_EQ(direct, renderViaCollectable(*snap));
+  // Services, clusters, causes, uptime ratios, flapping: hostile names included.
+  auto agg = aggregatedSnapshot();
+  agg->services[0].causes = {"d\"b\\x\ny", std::string("bad\xff"
+                                                       "cause")};
+  agg->services[1].uptime = {1.0 / 7.0, 2.0 / 3.0, 1e-9, 0.0};
+  const std::string with_services = render(*agg);
+  ASSERT_NE(with_services.find("vigie_service_cause{"), std::string::npos);
+  ASSERT_NE(with_services.find("vigie_cluster_ready{"), std::string::npos);
+  ASSERT_NE(with_services.find("vigie_check_uptime_ratio{"), std::string::npos);
+  EXPECT_EQ(with_services, renderViaCollectable(*agg));
   Snapshot empty;
   EXPECT_EQ(render(empty), renderViaCollectable(empty));
   EXPECT_EQ(renderSnapshotMetrics(nullptr, "", {}),
@@ -508,8 +615,9 @@ TEST(Api, OneCheckAndHostileStrings) {
   EXPECT_TRUE(isValidUtf8(res.body));
   const auto v = boost::json::parse(res.body);
   EXPECT_EQ(v.at("detail").as_string(), "line1\n\"quoted\" \x01 \xEF\xBF\xBD end");
-  ASSERT_EQ(res.headers.size(), 1u);
-  EXPECT_EQ(res.headers[0].second, "no-store");
+  ASSERT_EQ(res.headers.size(), 2u);
+  EXPECT_EQ(res.headers[0], std::make_pair(std::string("Cache-Control"), std::string("no-store")));
+  EXPECT_EQ(res.headers[1], std::make_pair(std::string("ETag"), bodyEtag(res.body)));
 
   for (std::string path :
        {"/api/v1/checks/api/nope", "/api/v1/checks/api", "/api/v1/checks/a/b/c"}) {
