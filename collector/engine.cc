@@ -530,6 +530,9 @@ void Engine::armTick() {
 
 void Engine::stop() {
   if (stopped_) return;
+  // The store flushes its queue when it is destroyed; the uptime since the last
+  // 10-second flush goes with it.
+  if (store_) flushUptime();
   stopped_ = true;
   wake_timer_.cancel();
   tick_timer_.cancel();
