@@ -398,10 +398,17 @@ TEST(Config, DemoExampleLoads) {
   std::map<std::string, std::string> env{{"VIGIE_DEMO_ADDR", "127.0.0.1:9877"}};
   auto cfg = parseConfig(readFile(std::string(VIGIE_SOURCE_DIR) + "/examples/demo.yaml"),
                          "demo.yaml", &env);
-  EXPECT_EQ(cfg->services.size(), 6u);
-  EXPECT_EQ(cfg->services.back().checks[0].interval, 3s);
-  EXPECT_EQ(cfg->services.back().checks[0].timeout, 2s);
-  EXPECT_EQ(cfg->services.back().checks[0].failure_threshold, 2);
+  ASSERT_EQ(cfg->services.size(), 7u);
+  const auto& oidb = cfg->services[5];
+  EXPECT_EQ(oidb.name, "oidb");
+  EXPECT_EQ(oidb.checks[0].interval, 3s);
+  EXPECT_EQ(oidb.checks[0].timeout, 2s);
+  EXPECT_EQ(oidb.checks[0].failure_threshold, 2);
+  // The heartbeat the demo pushes itself fails at once when it misses, by default.
+  const auto& backup = cfg->services.back();
+  EXPECT_EQ(backup.name, "backup-job");
+  EXPECT_TRUE(std::holds_alternative<HeartbeatSpec>(backup.checks[0].spec));
+  EXPECT_EQ(backup.checks[0].failure_threshold, 1);
 }
 
 TEST(Config, DefaultsAndOverrides) {
