@@ -20,6 +20,7 @@
 #include "collector/history_pg.h"
 #include "collector/log.h"
 #include "collector/probe_cli.h"
+#include "exporters/haproxy_agent.h"
 #include "exporters/http_server.h"
 #include "exporters/index_page.h"
 #include "exporters/push.h"
@@ -100,6 +101,7 @@ int run(const RunOptions& opts) {
   auto registry = std::make_shared<prometheus::Registry>();
   Engine engine(io, registry);
   HttpServer server(io);
+  HaproxyAgents agents(io, [&engine] { return engine.snapshot(); });
   if (config->history.store == "postgres") {
     spdlog::info("history store: postgres {}", redactDsn(config->history.dsn));
     engine.setHistoryStore(makePostgresHistoryStore(config->history, registry));
@@ -109,6 +111,7 @@ int run(const RunOptions& opts) {
     engine.noteReload(true, opts.config_path);
     engine.restoreHistory();
     server.listen(listen);
+    agents.start(*config);
   } catch (const std::exception& e) {
     spdlog::error("cannot start: {}", e.what());
     return 2;
@@ -156,7 +159,7 @@ int run(const RunOptions& opts) {
       }
       reloading = true;
       if (reloader.joinable()) reloader.join();
-      reloader = std::thread([&io, &engine, &reloading, path = opts.config_path] {
+      reloader = std::thread([&io, &engine, &agents, &reloading, path = opts.config_path] {
         std::shared_ptr<const Config> next;
         std::string error;
         try {
@@ -164,7 +167,7 @@ int run(const RunOptions& opts) {
         } catch (const std::exception& e) {
           error = e.what();
         }
-        boost::asio::post(io, [&engine, &reloading, next, error, path] {
+        boost::asio::post(io, [&engine, &agents, &reloading, next, error, path] {
           reloading = false;
           if (!next) {
             spdlog::error("reload of {} refused, the running configuration stays:\n{}", path, error);
@@ -174,6 +177,7 @@ int run(const RunOptions& opts) {
           try {
             engine.apply(next);
             engine.noteReload(true, path);
+            agents.reload(*next);  // logs what it cannot bind; keeps the old listener
             std::size_t n = 0;
             for (const auto& s : next->services) n += s.checks.size();
             spdlog::info("reloaded {}: {} services, {} checks", path, next->services.size(), n);
@@ -194,6 +198,7 @@ int run(const RunOptions& opts) {
     spdlog::info("signal {}: stopping", sig);
     engine.stop();
     server.stop();
+    agents.stop();
     hup.cancel();
     io.stop();
   });
