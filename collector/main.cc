@@ -22,7 +22,7 @@
 #include "collector/probe_cli.h"
 #include "exporters/haproxy_agent.h"
 #include "exporters/http_server.h"
-#include "exporters/index_page.h"
+#include "exporters/dashboard.h"
 #include "exporters/push.h"
 #include "exporters/routes.h"
 #include "probes/registry.h"
@@ -118,14 +118,7 @@ int run(const RunOptions& opts) {
   }
   registerStandardRoutes(server, [&engine] { return engine.snapshot(); }, *registry,
                          [&engine] { return engine.ready(); }, VIGIE_VERSION);
-  server.route(boost::beast::http::verb::get, "/", [&engine](const HttpRequest&, HttpResponse& res) {
-    auto snap = engine.snapshot();
-    res.content_type = "text/html; charset=utf-8";
-    res.body = renderIndexPage(snap.get(), SystemClock::now());
-    res.headers.emplace_back("Content-Security-Policy", kIndexPageCsp);
-    res.headers.emplace_back("X-Content-Type-Options", "nosniff");
-    res.headers.emplace_back("Cache-Control", "no-store");
-  });
+  registerDashboardRoutes(server, [&engine] { return engine.snapshot(); });
   registerPushRoutes(server, engine);
   if (opts.demo) {
     registerDemoRoutes(server);
