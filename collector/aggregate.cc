@@ -238,7 +238,8 @@ void Aggregator::update(Snapshot& snap, SystemClock::time_point now) {
     if (fresh) m.accounted = now;
     if (counts(m.state)) m.uptime.addSpan(m.accounted, now, good(m.state));
     m.accounted = now;
-    if (svc.state != m.state) {
+    const bool cause_changed = svc.state == m.state && svc.cause != m.cause;
+    if (svc.state != m.state || cause_changed) {
       Reason reason = Reason::none;
       std::string detail;
       if (svc.state == ServiceState::maintenance) {
@@ -248,6 +249,7 @@ void Aggregator::update(Snapshot& snap, SystemClock::time_point now) {
         detail = fmt::format("{}: {}", c->check->name, c->last->detail);
       }
       note(m, StateChange::Subject::service, name, svc.state, reason, detail, svc.cause, now);
+      m.cause = svc.cause;
     }
     svc.last_change = m.since;
     svc.uptime = m.uptime.ratios(now);

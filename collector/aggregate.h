@@ -42,7 +42,9 @@ class Aggregator {
 
   /// Completes `snap` (after aggregate()): last_change, uptime and changes of
   /// services and clusters, accounting the time since the previous update to
-  /// the previous states. Services and clusters are known by name across
+  /// the previous states. A service that stays down but whose cause changes (its
+  /// own checks failed first, its dependency's a moment later) gets an event
+  /// too, so the log says why. Services and clusters are known by name across
   /// reloads; removed ones are forgotten.
   void update(Snapshot& snap, SystemClock::time_point now);
 
@@ -56,6 +58,7 @@ class Aggregator {
  private:
   struct Memory {
     ServiceState state = ServiceState::unknown;
+    std::string cause;                      // while down because of a dependency
     SystemClock::time_point since{};        // last change
     SystemClock::time_point accounted{};    // uptime counted up to here
     UptimeTracker uptime;

@@ -331,6 +331,27 @@ TEST(Aggregator, ServiceEventsUptimeAndLastChange) {
   EXPECT_EQ(events[0]->subject, StateChange::Subject::cluster);
   ASSERT_TRUE(service(snap, "api").changes);
   EXPECT_EQ(service(snap, "api").changes->back().to, "down");
+  // The dependent failing first, its dependency a moment later: a second event
+  // says why, with the cause.
+  {
+    EventLog log2;
+    Aggregator agg2(log2, nullptr);
+    auto s1 = snapshotOf(cfg, {{"db/tcp", CheckState::up}, {"api/h", CheckState::up}});
+    aggregate(s1, at(t0));
+    agg2.update(s1, at(t0));
+    s1 = snapshotOf(cfg, {{"db/tcp", CheckState::up}, {"api/h", CheckState::down}});
+    aggregate(s1, at(t0 + 1));
+    agg2.update(s1, at(t0 + 1));
+    s1 = snapshotOf(cfg, {{"db/tcp", CheckState::down}, {"api/h", CheckState::down}});
+    aggregate(s1, at(t0 + 2));
+    agg2.update(s1, at(t0 + 2));
+    const auto api = log2.page(0, 10, [](const StateChange& e) { return e.name == "api"; });
+    ASSERT_EQ(api.size(), 2u);
+    EXPECT_EQ(api[0]->from, "down");
+    EXPECT_EQ(api[0]->to, "down");
+    EXPECT_EQ(api[0]->cause, "db");
+    EXPECT_EQ(api[1]->cause, "");
+  }
   // 10 min up then 10 min down: 50% over the hour.
   snap = step(t0 + 1200, CheckState::up, CheckState::up);
   EXPECT_DOUBLE_EQ(*service(snap, "api").uptime[0], 0.5);
