@@ -172,6 +172,14 @@ struct Defaults {
   int success_threshold = 1;
 };
 
+/// This replica's share of the checks when several replicas split one config
+/// (--shard N/M, collector/shard.h): it runs the checks whose key hashes to
+/// `index` modulo `count`. Not read from the file; set by filterForShard().
+struct ShardSpec {
+  unsigned index = 0;
+  unsigned count = 1;  // 1: not sharded
+};
+
 struct Config {
   std::string listen = "0.0.0.0:9877";
   std::string location;
@@ -184,6 +192,8 @@ struct Config {
   std::map<std::string, ModuleConfig> modules;
   HistoryConfig history;
   std::string source_file;
+  /// Which share of the checks this process runs (0/1 unless sharded).
+  ShardSpec shard;
 
   /// The service that holds a check with this key, or nullptr.
   const ServiceConfig* findService(const std::string& name) const;

@@ -19,7 +19,9 @@
 #include "collector/engine.h"
 #include "collector/history_pg.h"
 #include "collector/log.h"
+#include "collector/peers.h"
 #include "collector/probe_cli.h"
+#include "collector/shard.h"
 #include "exporters/haproxy_agent.h"
 #include "exporters/http_server.h"
 #include "exporters/dashboard.h"
@@ -80,7 +82,43 @@ struct RunOptions {
   std::string config_path;        // empty with demo: the embedded demo config
   std::string listen;             // overrides config/env when set
   bool demo = false;
+  // Sharding (README "Sharding"): resolved by resolveShard(); peers for the whole picture.
+  std::string shard;        // --shard N/M
+  std::string shard_count;  // --shard-count M (with the pod name's ordinal)
+  std::string peers;        // --peers host:port,...; env VIGIE_PEERS
+  std::string peers_dns;    // --peers-dns name:port; env VIGIE_PEERS_DNS
+  double peers_interval = 5;  // seconds
 };
+
+// The key's owner when another replica runs it, for heartbeat pushes sent to us.
+std::optional<PushElsewhere> pushOwner(const Config& full, const PeerCollector* peers,
+                                       const std::string& key) {
+  for (const auto& s : full.services) {
+    for (const auto& c : s.checks) {
+      if (c.key != key) continue;
+      const unsigned owner = shardOf(key, full.shard.count);
+      if (owner == full.shard.index) return std::nullopt;
+      return PushElsewhere{owner, full.shard.count, peers ? peers->urlOfShard(owner) : ""};
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> splitList(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos
+                                                                      : comma - start);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (!item.empty()) out.push_back(std::move(item));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
 
 int run(const RunOptions& opts) {
   std::shared_ptr<const Config> config;
@@ -96,12 +134,54 @@ int run(const RunOptions& opts) {
   }
   const std::string listen = !opts.listen.empty() ? opts.listen
                                                   : envOr("VIGIE_LISTEN", config->listen);
+  ShardSpec shard;
+  try {
+    shard = resolveShard(opts.shard, opts.shard_count);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "bad shard: " << e.what() << "\n";
+    return 2;
+  }
+  // `full` is every check (the dashboard's whole picture); the engine runs `config`,
+  // this replica's share. Unsharded, both are the file's config.
+  std::shared_ptr<const Config> full = config;
+  if (shard.count > 1) {
+    auto whole = std::make_shared<Config>(*config);
+    whole->shard = shard;
+    full = whole;
+    config = std::make_shared<const Config>(filterForShard(*config, shard));
+  }
 
   boost::asio::io_context io(1);
   auto registry = std::make_shared<prometheus::Registry>();
   Engine engine(io, registry);
   HttpServer server(io);
-  HaproxyAgents agents(io, [&engine] { return engine.snapshot(); });
+  std::unique_ptr<PeerCollector> peers;
+  const std::vector<std::string> peer_list = splitList(opts.peers);
+  if (shard.count > 1 && (!peer_list.empty() || !opts.peers_dns.empty())) {
+    PeerOptions po;
+    po.peers = peer_list;
+    po.dns = opts.peers_dns;
+    po.interval = std::chrono::milliseconds(
+        static_cast<long>(std::max(0.1, opts.peers_interval) * 1000));
+    po.timeout = std::min(po.interval, std::chrono::milliseconds(4000));
+    try {
+      peers = std::make_unique<PeerCollector>(io, std::move(po), full);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "bad peers: " << e.what() << "\n";
+      return 2;
+    }
+  }
+  if (shard.count == 1 && (!peer_list.empty() || !opts.peers_dns.empty())) {
+    spdlog::warn("--peers/--peers-dns ignored: this replica is not sharded (--shard N/M)");
+  }
+  // The dashboard and the services API show every shard's checks; /metrics and
+  // the /api/v1/checks list only this replica's.
+  const SnapshotSource whole = [&engine, &peers] {
+    auto local = engine.snapshot();
+    return peers ? peers->view(std::move(local)) : local;
+  };
+  // Cluster states need every service: sharded, they come from the whole picture.
+  HaproxyAgents agents(io, whole);
   if (config->history.store == "postgres") {
     spdlog::info("history store: postgres {}", redactDsn(config->history.dsn));
     engine.setHistoryStore(makePostgresHistoryStore(config->history, registry));
@@ -117,9 +197,23 @@ int run(const RunOptions& opts) {
     return 2;
   }
   registerStandardRoutes(server, [&engine] { return engine.snapshot(); }, *registry,
-                         [&engine] { return engine.ready(); }, VIGIE_VERSION);
-  registerDashboardRoutes(server, [&engine] { return engine.snapshot(); });
-  registerPushRoutes(server, engine);
+                         [&engine] { return engine.ready(); }, VIGIE_VERSION, whole);
+  registerDashboardRoutes(server, whole);
+  if (shard.count > 1) {
+    registerPushRoutes(server, engine, [&full, &peers](const std::string& key) {
+      return pushOwner(*full, peers.get(), key);
+    });
+  } else {
+    registerPushRoutes(server, engine);
+  }
+  if (peers) peers->start();
+  if (shard.count > 1) {
+    std::size_t mine = 0, all = 0;
+    for (const auto& s : config->services) mine += s.checks.size();
+    for (const auto& s : full->services) all += s.checks.size();
+    spdlog::info("shard {}: runs {} of {} checks; peers [{}] dns [{}]", shardName(shard), mine,
+                 all, opts.peers, opts.peers_dns);
+  }
   if (opts.demo) {
     registerDemoRoutes(server);
     std::string self = listen;
@@ -152,7 +246,8 @@ int run(const RunOptions& opts) {
       }
       reloading = true;
       if (reloader.joinable()) reloader.join();
-      reloader = std::thread([&io, &engine, &agents, &reloading, path = opts.config_path] {
+      reloader = std::thread([&io, &engine, &agents, &reloading, &full, &peers, shard,
+                              path = opts.config_path] {
         std::shared_ptr<const Config> next;
         std::string error;
         try {
@@ -160,7 +255,15 @@ int run(const RunOptions& opts) {
         } catch (const std::exception& e) {
           error = e.what();
         }
-        boost::asio::post(io, [&engine, &agents, &reloading, next, error, path] {
+        std::shared_ptr<const Config> mine = next;
+        if (next && shard.count > 1) {
+          auto whole = std::make_shared<Config>(*next);
+          whole->shard = shard;
+          mine = std::make_shared<const Config>(filterForShard(*next, shard));
+          next = whole;
+        }
+        boost::asio::post(io, [&engine, &agents, &reloading, &full, &peers, next, mine, error,
+                               path] {
           reloading = false;
           if (!next) {
             spdlog::error("reload of {} refused, the running configuration stays:\n{}", path, error);
@@ -168,8 +271,10 @@ int run(const RunOptions& opts) {
             return;
           }
           try {
-            engine.apply(next);
+            engine.apply(mine);
             engine.noteReload(true, path);
+            full = next;
+            if (peers) peers->setConfig(next);
             agents.reload(*next);  // logs what it cannot bind; keeps the old listener
             std::size_t n = 0;
             for (const auto& s : next->services) n += s.checks.size();
@@ -192,6 +297,7 @@ int run(const RunOptions& opts) {
     engine.stop();
     server.stop();
     agents.stop();
+    if (peers) peers->stop();
     hup.cancel();
     io.stop();
   });
@@ -222,6 +328,23 @@ int main(int argc, char** argv) {
   app.add_option("--log-format", log_format, "text or json; env VIGIE_LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error; env VIGIE_LOG_LEVEL");
+  run_opts.peers = envOr("VIGIE_PEERS", "");
+  run_opts.peers_dns = envOr("VIGIE_PEERS_DNS", "");
+  app.add_option("--shard", run_opts.shard,
+                 "N/M: run only the checks whose key hashes to N of M replicas (FNV-1a 64 of "
+                 "\"service/check\" mod M); env VIGIE_SHARD");
+  app.add_option("--shard-count", run_opts.shard_count,
+                 "M: shard by the ordinal of the pod name (env POD_NAME or HOSTNAME, e.g. "
+                 "vigie-2); env VIGIE_SHARD_COUNT");
+  app.add_option("--peers", run_opts.peers,
+                 "host:port,...: the other replicas, read for the whole picture on the dashboard "
+                 "and for heartbeat redirects; env VIGIE_PEERS");
+  app.add_option("--peers-dns", run_opts.peers_dns,
+                 "name:port of a headless Service whose A/AAAA records are the replicas; env "
+                 "VIGIE_PEERS_DNS");
+  app.add_option("--peers-interval", run_opts.peers_interval,
+                 "seconds between reads of the peers (default 5)")
+      ->check(CLI::Range(0.1, 3600.0));
 
   std::vector<std::string> check_files;
   auto* check_cmd = app.add_subcommand("check-config", "validate configuration files and exit (0: valid)");

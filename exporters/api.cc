@@ -5,6 +5,7 @@
 #include <chrono>
 #include <variant>
 
+#include "collector/shard.h"
 #include "exporters/json_util.h"
 
 namespace vigie {
@@ -211,7 +212,15 @@ void finishJson(const HttpRequest& req, HttpResponse& res, std::string_view cach
   res.headers.emplace_back("ETag", std::move(etag));
 }
 
-json::object checkJson(const CheckStatus& c) {
+json::object shardJson(const ShardSpec& shard) {
+  return json::object{{"index", shard.index}, {"count", shard.count}};
+}
+
+const ShardSpec* snapshotShard(const Snapshot& snap) {
+  return snap.config && snap.config->shard.count > 1 ? &snap.config->shard : nullptr;
+}
+
+json::object checkJson(const CheckStatus& c, const ShardSpec* shard) {
   json::object o;
   o.reserve(24);
   const CheckConfig* cfg = c.check.get();
@@ -259,6 +268,7 @@ json::object checkJson(const CheckStatus& c) {
   o["flap_percent"] = c.flap_percent;
   o["uptime"] = uptimeJson(c.uptime);
   o["changes"] = changesJson(c.changes);
+  if (shard && shard->count > 1 && cfg) o["shard"] = shardOf(cfg->key, shard->count);
   return o;
 }
 
@@ -271,14 +281,19 @@ bool checksDocument(const Snapshot& snap, std::string_view states, SystemClock::
   doc.reserve(snap.checks.size() * 1024 + 64);
   doc.append("{\"checks\":[");
   bool first = true;
+  const ShardSpec* shard = snapshotShard(snap);
   for (const auto& c : snap.checks) {
     if (!c || !keep[static_cast<std::size_t>(c->state)]) continue;
     if (!first) doc.push_back(',');
     first = false;
-    doc.append(json::serialize(checkJson(*c)));
+    doc.append(json::serialize(checkJson(*c, shard)));
   }
   doc.append("],\"generated_at\":");
   doc.append(json::serialize(json::value(json::string(formatRfc3339(now)))));
+  if (shard) {
+    doc.append(",\"shard\":");
+    doc.append(json::serialize(shardJson(*shard)));
+  }
   doc.append("}\n");
   out = std::move(doc);
   return true;
@@ -314,7 +329,7 @@ void handleCheckOne(const Snapshot* snap, const HttpRequest& req, HttpResponse& 
   if (snap) {
     for (const auto& c : snap->checks) {
       if (c && c->check && c->service && c->service->name == service && c->check->name == check) {
-        res.body = json::serialize(checkJson(*c));
+        res.body = json::serialize(checkJson(*c, snapshotShard(*snap)));
         res.body.push_back('\n');
         finishJson(req, res, "no-store");
         return;

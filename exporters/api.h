@@ -15,8 +15,17 @@
 
 namespace vigie {
 
-/// The JSON object of one check, as listed in "checks".
-boost::json::object checkJson(const CheckStatus& check);
+/// The JSON object of one check, as listed in "checks". With `shard` (from the
+/// snapshot's config) of more than one shard, it also says which shard runs the
+/// check: "shard": N (collector/shard.h).
+boost::json::object checkJson(const CheckStatus& check, const ShardSpec* shard = nullptr);
+
+/// {"index": N, "count": M}: the top-level "shard" of sharded documents.
+boost::json::object shardJson(const ShardSpec& shard);
+
+/// The snapshot's shard when it is sharded (more than one shard), else null:
+/// documents and checks carry shard fields only then.
+const ShardSpec* snapshotShard(const Snapshot& snapshot);
 
 /// One state change (an item of /api/v1/events and of every "changes" array):
 /// {id, at, subject, name, from, to, reason, detail, cause}.
@@ -44,7 +53,8 @@ bool etagMatches(std::string_view if_none_match, std::string_view etag);
 void finishJson(const HttpRequest& req, HttpResponse& res,
                 std::string_view cache_control = "no-cache");
 
-/// The whole /api/v1/checks document: {"checks": [...], "generated_at": ...}.
+/// The whole /api/v1/checks document: {"checks": [...], "generated_at": ...}, plus
+/// "shard": {"index","count"} when sharded (then it lists this replica's checks only).
 /// `states`: empty for every check, else a comma-separated list of state names
 /// ("down,degraded") to keep. Returns false (and leaves `out` untouched) when a
 /// state name is unknown.

@@ -68,6 +68,7 @@ enum Fam : std::size_t {
   kChecks,
   kStartTime,
   kBuildInfo,
+  kShardInfo,
   kFamilyCount,
 };
 
@@ -164,6 +165,9 @@ constexpr std::array<FamilySpec, kFamilyCount> kFamilies{{
     {"vigie_checks", "Checks configured.", MetricType::Gauge},
     {"vigie_start_time_seconds", "Unix time when vigie started.", MetricType::Gauge},
     {"vigie_build_info", "vigie's version; the value is always 1.", MetricType::Gauge},
+    {"vigie_shard_info",
+     "Sharded replicas only: this replica's shard and the number of shards; always 1.",
+     MetricType::Gauge},
 }};
 
 constexpr std::array<const char*, 5> kPhaseNames{"resolve", "connect", "tls", "processing",
@@ -338,8 +342,8 @@ bool isLabelName(std::string_view n) {
 }
 
 bool isReservedLabel(std::string_view n) {
-  static constexpr std::array<std::string_view, 8> kReserved{
-      "service", "check", "group", "probe", "location", "version", "instance", "job"};
+  static constexpr std::array<std::string_view, 9> kReserved{
+      "service", "check", "group", "probe", "location", "version", "instance", "job", "shard"};
   for (auto r : kReserved) {
     if (r == n) return true;
   }
@@ -358,18 +362,28 @@ void addUptime(Sink& sink, Fam fam, const UptimeRatios& uptime) {
 }
 
 template <class Sink>
-void addCheck(Sink& sink, const CheckStatus& c, std::string_view location,
+void addCheck(Sink& sink, const CheckStatus& c, std::string_view location, std::string_view shard,
               std::vector<std::string>& scratch, std::vector<Extra>& extras) {
   if (!c.check) return;
   const CheckConfig& cfg = *c.check;
   const std::string service = label(c.service ? std::string_view(c.service->name) : "");
   const std::string check = label(cfg.name);
   const std::string group = label(c.service ? std::string_view(c.service->group) : "");
-  sink.begin({{"service", service},
-              {"check", check},
-              {"group", group},
-              {"probe", probeKindLabel(cfg.spec)},
-              {"location", location}});
+  if (shard.empty()) {
+    sink.begin({{"service", service},
+                {"check", check},
+                {"group", group},
+                {"probe", probeKindLabel(cfg.spec)},
+                {"location", location}});
+  } else {
+    // Sharded: the replica that runs the check says so, and only it exports it.
+    sink.begin({{"service", service},
+                {"check", check},
+                {"group", group},
+                {"probe", probeKindLabel(cfg.spec)},
+                {"location", location},
+                {"shard", shard}});
+  }
 
   if (c.last) {
     const Result& r = *c.last;
@@ -490,10 +504,12 @@ void addSnapshot(Sink& sink, const Snapshot& snap, std::string_view version) {
   sink.reserve(kResultsTotal, n * kStatuses.size());
 
   const std::string location = label(snap.config ? std::string_view(snap.config->location) : "");
+  const bool sharded = snap.config && snap.config->shard.count > 1;
+  const std::string shard = sharded ? std::to_string(snap.config->shard.index) : std::string();
   std::vector<std::string> scratch;
   std::vector<Extra> extras;
   for (const auto& c : snap.checks) {
-    if (c) addCheck(sink, *c, location, scratch, extras);
+    if (c) addCheck(sink, *c, location, shard, scratch, extras);
   }
   sink.reserve(kServiceState, snap.services.size() * kServiceStates.size());
   for (const ServiceStatus& s : snap.services) addService(sink, s);
@@ -513,6 +529,10 @@ void addSnapshot(Sink& sink, const Snapshot& snap, std::string_view version) {
   sink.add(kChecks, static_cast<double>(n));
   if (s.started != SystemClock::time_point{}) sink.add(kStartTime, unixSeconds(s.started));
   addBuildInfo(sink, version);
+  if (sharded) {
+    const std::string shards = std::to_string(snap.config->shard.count);
+    sink.add(kShardInfo, {{"shard", shard}, {"shards", shards}}, 1);
+  }
 }
 
 void serializeOthers(const std::vector<const prometheus::Collectable*>& sources,

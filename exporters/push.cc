@@ -48,7 +48,8 @@ std::string_view bearerToken(const HttpRequest& req) {
   return {};
 }
 
-void handlePush(Engine& engine, const HttpRequest& req, HttpResponse& res) {
+void handlePush(Engine& engine, const PushOwnerLookup& elsewhere, const HttpRequest& req,
+                HttpResponse& res) {
   res.headers.emplace_back("Cache-Control", "no-store");
   std::string_view rest = req.path;
   rest.remove_prefix(std::min(rest.size(), kPushPath.size() + 1));
@@ -74,6 +75,28 @@ void handlePush(Engine& engine, const HttpRequest& req, HttpResponse& res) {
   const std::string key = parts[0] + "/" + parts[1];
   switch (engine.push(key, bearerToken(req), std::move(push))) {
     case Engine::PushOutcome::unknown_check:
+      if (const auto owner = elsewhere ? elsewhere(key) : std::nullopt) {
+        boost::json::object o;
+        o["shard"] = owner->shard;
+        o["shards"] = owner->shards;
+        if (!owner->base_url.empty()) {
+          const std::string location = owner->base_url + std::string(req.target);
+          o["error"] = fmt::format("check \"{}\" is run by shard {}", key, owner->shard);
+          o["location"] = location;
+          res.status = 307;
+          res.headers.emplace_back("Location", location);
+        } else {
+          o["error"] = fmt::format(
+              "check \"{}\" is run by shard {}, whose address is not known here: push to that "
+              "replica",
+              key, owner->shard);
+          res.status = 421;
+        }
+        res.content_type = "application/json";
+        res.body = boost::json::serialize(o);
+        res.body += '\n';
+        return;
+      }
       res.jsonError(404, fmt::format("no check \"{}\"", sanitizeUtf8(key, 200)));
       return;
     case Engine::PushOutcome::not_heartbeat:
@@ -105,11 +128,11 @@ void handlePush(Engine& engine, const HttpRequest& req, HttpResponse& res) {
 
 }  // namespace
 
-void registerPushRoutes(HttpServer& server, Engine& engine) {
+void registerPushRoutes(HttpServer& server, Engine& engine, PushOwnerLookup elsewhere) {
   const std::string path = std::string(kPushPath) + "/*";
   for (auto verb : {http::verb::post, http::verb::get}) {
-    server.route(verb, path, [&engine](const HttpRequest& req, HttpResponse& res) {
-      handlePush(engine, req, res);
+    server.route(verb, path, [&engine, elsewhere](const HttpRequest& req, HttpResponse& res) {
+      handlePush(engine, elsewhere, req, res);
     });
   }
 }

@@ -60,7 +60,9 @@ class ServerStatsCollectable : public prometheus::Collectable {
 }  // namespace
 
 void registerStandardRoutes(HttpServer& server, SnapshotSource snapshots,
-                            prometheus::Registry& self, ReadinessFn ready, std::string version) {
+                            prometheus::Registry& self, ReadinessFn ready, std::string version,
+                            SnapshotSource whole) {
+  if (!whole) whole = snapshots;
   auto server_metrics = std::make_shared<ServerStatsCollectable>(server);
   server.route(
       http::verb::get, "/metrics",
@@ -78,17 +80,17 @@ void registerStandardRoutes(HttpServer& server, SnapshotSource snapshots,
                  handleChecksList(snap.get(), req, res);
                });
   server.route(http::verb::get, std::string(kChecksPath) + "/*",
-               [snapshots](const HttpRequest& req, HttpResponse& res) {
-                 const auto snap = snapshots ? snapshots() : nullptr;
+               [whole](const HttpRequest& req, HttpResponse& res) {
+                 const auto snap = whole ? whole() : nullptr;
                  handleCheckOne(snap.get(), req, res);
                });
 
   // Services, groups, clusters and events: a list at the exact path, one item below it.
   using SnapshotHandler = void (*)(const Snapshot*, const HttpRequest&, HttpResponse&);
-  const auto add = [&server, &snapshots](std::string path, SnapshotHandler handler) {
+  const auto add = [&server, &whole](std::string path, SnapshotHandler handler) {
     server.route(http::verb::get, std::move(path),
-                 [snapshots, handler](const HttpRequest& req, HttpResponse& res) {
-                   const auto snap = snapshots ? snapshots() : nullptr;
+                 [whole, handler](const HttpRequest& req, HttpResponse& res) {
+                   const auto snap = whole ? whole() : nullptr;
                    handler(snap.get(), req, res);
                  });
   };

@@ -28,8 +28,12 @@ using ReadinessFn = std::function<bool()>;
 /// snapshot families, together with the server's own counters
 /// (vigie_http_requests_total, vigie_http_handler_errors_total, ...).
 /// `version` feeds vigie_build_info.
+/// `whole`, when set (sharded replicas, collector/peers.h), serves the services,
+/// groups, clusters, events and single-check routes with every shard's checks;
+/// /metrics and the /api/v1/checks list always serve `snapshots` (this
+/// replica's own checks), so nothing is exported or read by peers twice.
 void registerStandardRoutes(HttpServer& server, SnapshotSource snapshots,
                             prometheus::Registry& self, ReadinessFn ready,
-                            std::string version = "unknown");
+                            std::string version = "unknown", SnapshotSource whole = {});
 
 }  // namespace vigie

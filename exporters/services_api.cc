@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "collector/history.h"
+#include "collector/shard.h"
 #include "exporters/api.h"
 #include "exporters/json_util.h"
 
@@ -81,9 +82,9 @@ json::array distinctVersions(const Snapshot& snap, const ServiceStatus& svc) {
   return out;
 }
 
-json::object shortCheckJson(const CheckStatus& c) {
+json::object shortCheckJson(const CheckStatus& c, const ShardSpec* shard) {
   json::object o;
-  o.reserve(10);
+  o.reserve(11);
   o["key"] = c.check ? text(c.check->key) : json::value(nullptr);
   o["check"] = c.check ? text(c.check->name) : json::value(nullptr);
   o["kind"] =
@@ -95,6 +96,7 @@ json::object shortCheckJson(const CheckStatus& c) {
   o["reason"] = c.last ? reasonOrNull(c.last->reason) : json::value(nullptr);
   o["detail"] = c.last ? text(c.last->detail) : json::value(nullptr);
   o["last_change"] = timeOrNull(c.last_change);
+  if (shard && c.check) o["shard"] = shardOf(c.check->key, shard->count);
   return o;
 }
 
@@ -249,7 +251,8 @@ json::object serviceJson(const Snapshot& snap, const ServiceStatus& svc, bool fu
   for (std::size_t i : svc.checks) {
     const CheckStatus* c = checkAt(snap, i);
     if (!c) continue;
-    checks.push_back(full ? checkJson(*c) : shortCheckJson(*c));
+    checks.push_back(full ? checkJson(*c, snapshotShard(snap))
+                          : shortCheckJson(*c, snapshotShard(snap)));
   }
   o["checks"] = std::move(checks);
   o["changes"] = changesJson(svc.changes);
@@ -284,7 +287,12 @@ bool servicesDocument(const Snapshot& snap, std::string_view states, std::string
   doc.append(json::serialize(countsJson(summary)));
   doc.append(",\"services\":[");
   doc.append(list);
-  doc.append("]}\n");
+  doc.append("]");
+  if (const ShardSpec* shard = snapshotShard(snap)) {
+    doc.append(",\"shard\":");
+    doc.append(json::serialize(shardJson(*shard)));
+  }
+  doc.append("}\n");
   out = std::move(doc);
   return true;
 }
