@@ -10,6 +10,7 @@ packages=(
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libssl-dev
   libfuse3-dev fuse3 haproxy
   nginx-light prometheus postgresql
+  chromium fonts-dejavu-core
 )
 if [[ "${1:-}" == "--runtime-only" ]]; then
   packages=(build-essential cmake ninja-build ccache pkg-config
@@ -24,17 +25,33 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
-
 SUDO=""
 [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-echo "installing: ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq >/dev/null
-# nginx/prometheus/postgresql packages would start system services: keep them off.
-if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-  $SUDO chmod +x /usr/sbin/policy-rc.d
-  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null
+  # nginx/prometheus/postgresql packages would start system services: keep them off.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[[ "${1:-}" == "--runtime-only" ]] && exit 0
+
+# The browser tests' npm packages (playwright-core, driving Debian's chromium; it
+# downloads no browser of its own). Installed again only when package-lock.json
+# changed since the last install.
+browser="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if [[ -f "$browser/package-lock.json" ]] &&
+   ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.vigie-package-lock.json"; then
+  if ! command -v npm >/dev/null; then
+    echo "npm not found: the browser tests need Node.js 20 or later with npm" >&2
+    exit 1
+  fi
+  echo "installing the browser tests' npm packages (tests/browser)"
+  (cd "$browser" && npm ci --no-audit --no-fund --silent)
+  cp "$browser/package-lock.json" "$browser/node_modules/.vigie-package-lock.json"
+fi
