@@ -306,7 +306,7 @@ describe('vigie dashboard in Chromium', () => {
       // own refresh (every 10 s) must replace <main>.
       flipDown();
       const t0 = Date.now();
-      await page.waitForSelector('li.svc[data-service="flip"][data-state="down"]', { timeout: 12500 });
+      await page.waitForSelector('li.svc[data-service="flip"][data-state="down"]', { timeout: 15000 });
       const refreshMs = Date.now() - t0;
       assert.equal(await page.evaluate(() => window.__sameDocument), true, 'refreshed without navigating');
       assert.equal(await page.evaluate(() => window.scrollY), scrollBefore, 'scroll position kept');
