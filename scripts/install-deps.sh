@@ -9,7 +9,7 @@ packages=(
   libcurl4-openssl-dev prometheus-cpp-dev libpqxx-dev libfmt-dev libyaml-cpp-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libssl-dev
   libfuse3-dev fuse3 haproxy
-  nginx-light prometheus postgresql
+  nginx-light prometheus prometheus-alertmanager postgresql
   chromium fonts-dejavu-core
 )
 if [[ "${1:-}" == "--runtime-only" ]]; then
