@@ -11,6 +11,7 @@ packages=(
   libfuse3-dev fuse3 haproxy
   nginx-light prometheus prometheus-alertmanager postgresql
   chromium fonts-dejavu-core
+  python3 python3-yaml systemd man-db
 )
 if [[ "${1:-}" == "--runtime-only" ]]; then
   packages=(build-essential cmake ninja-build ccache pkg-config
