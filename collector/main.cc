@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "collector/config.h"
+#include "collector/config_watch.h"
 #include "collector/curl_driver.h"
 #include "collector/demo.h"
 #include "collector/engine.h"
@@ -88,6 +89,7 @@ struct RunOptions {
   std::string peers;        // --peers host:port,...; env VIGIE_PEERS
   std::string peers_dns;    // --peers-dns name:port; env VIGIE_PEERS_DNS
   double peers_interval = 5;  // seconds
+  double watch_interval = 0;  // seconds between looks at the config file; 0: no watch
 };
 
 // The key's owner when another replica runs it, for heartbeat pushes sent to us.
@@ -231,64 +233,82 @@ int run(const RunOptions& opts) {
   // then apply on the loop, all or nothing.
   std::thread reloader;
   bool reloading = false;
+  // One reload at a time, whatever asked for it (SIGHUP, a changed file).
+  std::function<void(std::string_view)> reload = [&](std::string_view why) {
+    if (opts.config_path.empty()) {
+      spdlog::warn("{} ignored: the demo runs on its embedded configuration", why);
+      return;
+    }
+    if (reloading) {
+      spdlog::warn("{} ignored: a reload is already running", why);
+      return;
+    }
+    reloading = true;
+    spdlog::info("reloading {} after {}", opts.config_path, why);
+    if (reloader.joinable()) reloader.join();
+    reloader = std::thread([&io, &engine, &agents, &reloading, &full, &peers, shard,
+                            path = opts.config_path] {
+      std::shared_ptr<const Config> next;
+      std::string error;
+      try {
+        next = loadConfig(path);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      std::shared_ptr<const Config> mine = next;
+      if (next && shard.count > 1) {
+        auto whole = std::make_shared<Config>(*next);
+        whole->shard = shard;
+        mine = std::make_shared<const Config>(filterForShard(*next, shard));
+        next = whole;
+      }
+      boost::asio::post(io, [&engine, &agents, &reloading, &full, &peers, next, mine, error,
+                             path] {
+        reloading = false;
+        if (!next) {
+          spdlog::error("reload of {} refused, the running configuration stays:\n{}", path, error);
+          engine.noteReload(false, path);
+          return;
+        }
+        try {
+          engine.apply(mine);
+          engine.noteReload(true, path);
+          full = next;
+          if (peers) peers->setConfig(next);
+          agents.reload(*next);  // logs what it cannot bind; keeps the old listener
+          std::size_t n = 0;
+          for (const auto& s : next->services) n += s.checks.size();
+          spdlog::info("reloaded {}: {} services, {} checks", path, next->services.size(), n);
+        } catch (const std::exception& e) {
+          spdlog::error("reload of {} refused, the running configuration stays: {}", path,
+                        e.what());
+          engine.noteReload(false, path);
+        }
+      });
+    });
+  };
+
   boost::asio::signal_set hup(io, SIGHUP);
   std::function<void()> wait_hup = [&] {
     hup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
       wait_hup();
-      if (opts.config_path.empty()) {
-        spdlog::warn("SIGHUP ignored: the demo runs on its embedded configuration");
-        return;
-      }
-      if (reloading) {
-        spdlog::warn("SIGHUP ignored: a reload is already running");
-        return;
-      }
-      reloading = true;
-      if (reloader.joinable()) reloader.join();
-      reloader = std::thread([&io, &engine, &agents, &reloading, &full, &peers, shard,
-                              path = opts.config_path] {
-        std::shared_ptr<const Config> next;
-        std::string error;
-        try {
-          next = loadConfig(path);
-        } catch (const std::exception& e) {
-          error = e.what();
-        }
-        std::shared_ptr<const Config> mine = next;
-        if (next && shard.count > 1) {
-          auto whole = std::make_shared<Config>(*next);
-          whole->shard = shard;
-          mine = std::make_shared<const Config>(filterForShard(*next, shard));
-          next = whole;
-        }
-        boost::asio::post(io, [&engine, &agents, &reloading, &full, &peers, next, mine, error,
-                               path] {
-          reloading = false;
-          if (!next) {
-            spdlog::error("reload of {} refused, the running configuration stays:\n{}", path, error);
-            engine.noteReload(false, path);
-            return;
-          }
-          try {
-            engine.apply(mine);
-            engine.noteReload(true, path);
-            full = next;
-            if (peers) peers->setConfig(next);
-            agents.reload(*next);  // logs what it cannot bind; keeps the old listener
-            std::size_t n = 0;
-            for (const auto& s : next->services) n += s.checks.size();
-            spdlog::info("reloaded {}: {} services, {} checks", path, next->services.size(), n);
-          } catch (const std::exception& e) {
-            spdlog::error("reload of {} refused, the running configuration stays: {}", path,
-                          e.what());
-            engine.noteReload(false, path);
-          }
-        });
-      });
+      reload("SIGHUP");
     });
   };
   wait_hup();
+
+  // A Kubernetes ConfigMap volume updates by swapping a symlink (..data): the
+  // file's path stays, its target changes. Watch the file's identity (the
+  // resolved path, inode, size, mtime) and reload when it changes.
+  std::unique_ptr<ConfigWatcher> watcher;
+  if (!opts.config_path.empty() && opts.watch_interval > 0) {
+    watcher = std::make_unique<ConfigWatcher>(
+        io, opts.config_path,
+        std::chrono::milliseconds(static_cast<long>(opts.watch_interval * 1000)),
+        [&reload] { reload("a change of the configuration file"); });
+    watcher->start();
+  }
 
   boost::asio::signal_set term(io, SIGTERM, SIGINT);
   term.async_wait([&](const boost::system::error_code& ec, int sig) {
@@ -299,6 +319,7 @@ int run(const RunOptions& opts) {
     agents.stop();
     if (peers) peers->stop();
     hup.cancel();
+    if (watcher) watcher->stop();
     io.stop();
   });
 
@@ -345,6 +366,21 @@ int main(int argc, char** argv) {
   app.add_option("--peers-interval", run_opts.peers_interval,
                  "seconds between reads of the peers (default 5)")
       ->check(CLI::Range(0.1, 3600.0));
+
+  const std::string watch_env = envOr("VIGIE_WATCH_CONFIG", "");
+  if (!watch_env.empty()) {
+    try {
+      run_opts.watch_interval = std::stod(watch_env);
+    } catch (const std::exception&) {
+      std::cerr << "VIGIE_WATCH_CONFIG: expected seconds, got \"" << watch_env << "\"\n";
+      return 2;
+    }
+  }
+  app.add_option("--watch-config", run_opts.watch_interval,
+                 "seconds between looks at the configuration file (a ConfigMap's symlink swap "
+                 "included); a change reloads it as SIGHUP does; 0: off (default); env "
+                 "VIGIE_WATCH_CONFIG")
+      ->check(CLI::Range(0.0, 3600.0));
 
   std::vector<std::string> check_files;
   auto* check_cmd = app.add_subcommand("check-config", "validate configuration files and exit (0: valid)");

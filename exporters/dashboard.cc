@@ -9,6 +9,7 @@
 #include <set>
 
 #include "collector/history.h"
+#include "collector/shard.h"
 #include "exporters/index_page.h"
 #include "exporters/json_util.h"
 #include "exporters/dashboard_assets.h"  // generated from dashboards/assets/
@@ -130,6 +131,7 @@ std::string head(std::string_view title) {
       "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
       "<title>{} &middot; vigie</title><link rel=\"stylesheet\" href=\"/assets/dashboard.css\">"
+      "<link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">"
       "<noscript><meta http-equiv=\"refresh\" content=\"30\"></noscript>"
       "<script src=\"/assets/dashboard.js\" defer></script></head><body>\n",
       title);
@@ -147,12 +149,19 @@ std::string header(const Snapshot& snap, SystemClock::time_point now) {
                        serviceStateName(s));
   }
   const std::string location = snap.config ? snap.config->location : "";
+  std::string where = location.empty() ? "" : "<small>from " + esc(location) + "</small>";
+  if (snap.config && snap.config->shard.count > 1) {
+    where += fmt::format(
+        " <small title=\"this replica runs its share of the checks and reads the others' from "
+        "its peers\">shard {}</small>",
+        shardName(snap.config->shard));
+  }
   return fmt::format(
       "<header><h1><a href=\"/\">vigie</a></h1>{}<nav aria-label=\"summary\">{}</nav>"
       "<small>updated {} &middot; <a href=\"/api/v1/services\">JSON</a> &middot; "
       "<a href=\"/checks\">all checks</a> &middot; <a href=\"/metrics\">metrics</a></small>"
       "</header>\n",
-      location.empty() ? "" : "<small>from " + esc(location) + "</small>", nav,
+      where, nav,
       ago(now, now).empty() ? "" : when(now));
 }
 
@@ -307,13 +316,23 @@ std::string targetOf(const CheckConfig& c) {
       c.spec);
 }
 
-std::string checkSection(const CheckStatus& c, SystemClock::time_point now) {
+// Sharded, which replica runs the check: "this replica" or "shard 2/3" (read
+// from that peer). Empty when not sharded.
+std::string runBy(const Snapshot& snap, const CheckConfig& cfg) {
+  if (!snap.config || snap.config->shard.count <= 1) return "";
+  const ShardSpec& mine = snap.config->shard;
+  const unsigned owner = shardOf(cfg.key, mine.count);
+  if (owner == mine.index) return " &middot; run by this replica";
+  return fmt::format(" &middot; <span class=\"remote\">run by shard {}/{}</span>", owner, mine.count);
+}
+
+std::string checkSection(const Snapshot& snap, const CheckStatus& c, SystemClock::time_point now) {
   const CheckConfig& cfg = *c.check;
   std::string out = fmt::format(
       "<section class=\"check\" id=\"check-{}\"><h3>{} {} <small class=\"muted\">{} &middot; "
-      "<code>{}</code>{}</small>{}</h3>",
+      "<code>{}</code>{}{}</small>{}</h3>",
       seg(cfg.name), stateSpan(checkStateName(c.state)), esc(cfg.name), probeKindLabel(cfg.spec),
-      esc(targetOf(cfg), 200), cfg.critical ? "" : " &middot; not critical",
+      esc(targetOf(cfg), 200), cfg.critical ? "" : " &middot; not critical", runBy(snap, cfg),
       c.flapping ? fmt::format(" <span class=\"flap\">flapping ({:.0f}%)</span>", c.flap_percent) : "");
   if (!c.last) return out + "<p class=\"muted\">No result yet.</p></section>";
   const Result& r = *c.last;
@@ -537,7 +556,7 @@ std::string renderServicePage(const Snapshot& snap, std::string_view name,
   if (svc->changes) changes = *svc->changes;
   for (std::size_t i : svc->checks) {
     const CheckStatus& c = *snap.checks[i];
-    main += checkSection(c, now);
+    main += checkSection(snap, c, now);
     if (c.changes) changes.insert(changes.end(), c.changes->begin(), c.changes->end());
   }
   main += "<h3>Recent state changes</h3>" + changesTable(std::move(changes), now);
@@ -649,6 +668,17 @@ void registerDashboardRoutes(HttpServer& server, SnapshotSource snapshots) {
     res.body = kDashboardJs;
     res.headers.emplace_back("Cache-Control", "max-age=300");
   });
+  // A lookout's eye; also at /favicon.ico, which browsers ask for on their own.
+  const auto favicon = [](const HttpRequest&, HttpResponse& res) {
+    res.content_type = "image/svg+xml";
+    res.body =
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">"
+        "<circle cx=\"8\" cy=\"8\" r=\"7\" fill=\"#2e7d32\"/>"
+        "<circle cx=\"8\" cy=\"8\" r=\"3\" fill=\"#fff\"/></svg>";
+    res.headers.emplace_back("Cache-Control", "max-age=86400");
+  };
+  server.route(http::verb::get, "/favicon.svg", favicon);
+  server.route(http::verb::get, "/favicon.ico", favicon);
 }
 
 }  // namespace vigie

@@ -259,8 +259,7 @@ async function newPage(options = {}) {
   const events = { dialogs: [], console: [], errors: [] };
   page.on('dialog', (d) => { events.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
   page.on('console', (m) => {
-    // Chromium asks for /favicon.ico by itself and logs its 404: no page does that.
-    if (new URL(m.location().url || 'about:blank', 'http://x').pathname === '/favicon.ico') return;
+    // Every console message counts, a missing favicon's 404 too (vigie serves one).
     events.console.push(`${m.type()}: ${m.text()} (${m.location().url})`);
   });
   page.on('pageerror', (e) => events.errors.push(e.message));
@@ -318,9 +317,10 @@ describe('vigie dashboard in Chromium', () => {
       assert.equal((await why.locator('strong').textContent()).trim(), 'http_status');
       assert.match(await why.textContent(), /got 404, expected 200/);
       assert.ok(await why.isVisible());
-      // evil and flip. (Only <main> is swapped: the header's chips keep the
-      // counts of the page load until the next full load.)
+      // evil and flip, in <main>'s summary and in the header's chips, which the
+      // refresh swaps too.
       assert.match(await page.locator('main p.summary').textContent(), /\b2 down\b/);
+      assert.equal((await page.locator('header nav .chip.s-down').textContent()).trim(), '2 down');
       console.log(`# in-page refresh replaced <main> ${refreshMs} ms after the target failed`);
 
       // Recovery.

@@ -6,7 +6,9 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 
@@ -212,6 +214,47 @@ TEST_F(WithNginx, ReloadRefusesABadFileKeepsTheRunningOneAndAppliesAGoodOne) {
             "vigie_config_last_reload_successful 1");
   EXPECT_EQ(metrics.find("service=\"legacy\""), std::string::npos) << "stale series";
   EXPECT_NE(metrics.find("vigie_health_component_status{service=\"web\""), std::string::npos);
+}
+
+// A Kubernetes ConfigMap volume: vigie.yaml -> ..data/vigie.yaml, ..data -> a
+// timestamped directory, swapped atomically by the kubelet. --watch-config sees
+// the swap and reloads without a signal.
+TEST_F(WithNginx, WatchConfigReloadsOnAConfigMapSymlinkSwap) {
+  const auto publish = [this](int version, const std::string& text) {
+    const auto d = fmt::format("..2026_11_29_{}", version);
+    mkdir((dir_ + "/" + d).c_str(), 0755);
+    writeFile(dir_ + "/" + d + "/vigie.yaml", text);
+    ASSERT_EQ(symlink(d.c_str(), (dir_ + "/..data_tmp").c_str()), 0);
+    ASSERT_EQ(rename((dir_ + "/..data_tmp").c_str(), (dir_ + "/..data").c_str()), 0);
+  };
+  publish(1, config({"web", "legacy"}));
+  ASSERT_EQ(symlink("..data/vigie.yaml", (dir_ + "/vigie.yaml").c_str()), 0);
+  Process vigie({{VIGIE_BINARY, "--config", dir_ + "/vigie.yaml", "--watch-config", "0.2"},
+                 {},
+                 dir_ + "/log",
+                 ""});
+  ASSERT_TRUE(eventually(5s, [&] {
+    return get(base_ + "/metrics").body.find("probe_success{service=\"legacy\"") != std::string::npos;
+  })) << vigie.output();
+
+  publish(2, config({"web", "newcomer"}));
+  std::string metrics;
+  ASSERT_TRUE(eventually(5s, [&] {
+    metrics = get(base_ + "/metrics").body;
+    return metrics.find("probe_success{service=\"newcomer\"") != std::string::npos;
+  })) << vigie.output();
+  EXPECT_EQ(metrics.find("service=\"legacy\""), std::string::npos) << "stale series";
+  EXPECT_NE(vigie.output().find("a change of the configuration file"), std::string::npos)
+      << vigie.output();
+
+  // A broken version is refused and the running one stays; the next good one applies.
+  publish(3, "services: [\n");
+  ASSERT_TRUE(eventually(5s, [&] {
+    return metricLine(get(base_ + "/metrics").body, "vigie_config_last_reload_successful ") ==
+           "vigie_config_last_reload_successful 0";
+  })) << vigie.output();
+  EXPECT_NE(get(base_ + "/metrics").body.find("probe_success{service=\"newcomer\""),
+            std::string::npos);
 }
 
 TEST_F(WithNginx, SigtermUnderLoadExitsCleanlyWithinTwoSeconds) {

@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include "collector/aggregate.h"
+#include "collector/shard.h"
 #include "exporters/dashboard.h"
+
+#include <fmt/format.h>
 
 namespace vigie {
 namespace {
@@ -152,6 +155,28 @@ TEST(Dashboard, ServicePageShowsConditionsComponentsChartAndJsonLink) {
   EXPECT_NE(page.find("class=\"pt-fail\""), std::string::npos);
   EXPECT_NE(page.find("/api/v1/services/obsportal"), std::string::npos);
   EXPECT_TRUE(renderServicePage(f.snap, "nope", at(kNow), false).empty());
+}
+
+TEST(Dashboard, ShardedPagesSayWhichReplicaRunsEachCheck) {
+  Fixture f;
+  f.add("a", "", CheckState::up, ok("1.0"));
+  f.add("b", "", CheckState::up, ok("1.0"));
+  f.add("c", "", CheckState::up, ok("1.0"));
+  // Unsharded: nothing said.
+  EXPECT_EQ(renderServicePage(f.build(), "a", at(kNow), false).find("run by"), std::string::npos);
+  f.cfg->shard = ShardSpec{1, 3};
+  f.build();
+  const auto overview = renderOverview(f.snap, {}, at(kNow), false);
+  EXPECT_NE(overview.find(">shard 1/3</small>"), std::string::npos) << overview;
+  for (const char* name : {"a", "b", "c"}) {
+    const auto page = renderServicePage(f.snap, name, at(kNow), false);
+    const unsigned owner = shardOf(std::string(name) + "/health", 3);
+    if (owner == 1) {
+      EXPECT_NE(page.find("run by this replica"), std::string::npos) << name;
+    } else {
+      EXPECT_NE(page.find(fmt::format("run by shard {}/3", owner)), std::string::npos) << name;
+    }
+  }
 }
 
 TEST(Badge, ShieldsLook) {
