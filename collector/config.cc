@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
@@ -33,6 +34,33 @@ std::string quote(std::string_view raw) {
   const std::string s = redactDsn(raw);
   if (s.size() > 120) return fmt::format("\"{}...\"", s.substr(0, 117));
   return fmt::format("\"{}\"", s);
+}
+
+// RFC 4648 base64 with padding, for HTTP Basic credentials.
+std::string base64(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = static_cast<unsigned char>(in[i]) << 16 |
+                       static_cast<unsigned char>(in[i + 1]) << 8 |
+                       static_cast<unsigned char>(in[i + 2]);
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
 }
 
 std::string join(const std::string& path, std::string_view key) {
@@ -921,6 +949,7 @@ class Loader {
       // blackbox's defaults: redirects followed, no health-page reading (success is the status).
       h.follow_redirects = true;
       h.health_format = HealthFormat::none;
+      h.max_body = std::numeric_limits<std::uint64_t>::max();  // body_size_limit: 0, no limit
       if (f["http"]) moduleHttp(*f["http"], f.path("http"), h);
       if (f["tcp"]) error(*f["tcp"], f.path("tcp"), "only used with prober: tcp");
       m.spec = std::move(h);
@@ -952,9 +981,10 @@ class Loader {
              {"valid_status_codes", "valid_http_versions", "method", "headers", "body",
               "no_follow_redirects", "follow_redirects", "fail_if_ssl", "fail_if_not_ssl",
               "fail_if_body_matches_regexp", "fail_if_body_not_matches_regexp", "tls_config",
-              "preferred_ip_protocol", "body_size_limit"},
+              "preferred_ip_protocol", "body_size_limit", "basic_auth", "bearer_token",
+              "authorization"},
              {"body_file", "compression", "fail_if_header_matches", "fail_if_header_not_matches",
-              "basic_auth", "bearer_token", "bearer_token_file", "authorization", "oauth2",
+              "bearer_token_file", "oauth2",
               "proxy_url", "no_proxy", "proxy_from_environment", "proxy_connect_header",
               "enable_http2", "ip_protocol_fallback", "skip_resolve_phase_with_proxy",
               "http_client_config", "enable_http2"});
@@ -1011,7 +1041,36 @@ class Loader {
     }
     moduleTls(f["tls_config"], f.path("tls_config"), h.tls);
     ipVersion(f["preferred_ip_protocol"], f.path("preferred_ip_protocol"), h.ip_version);
-    size(f["body_size_limit"], f.path("body_size_limit"), h.max_body);
+    if (size(f["body_size_limit"], f.path("body_size_limit"), h.max_body) && h.max_body == 0) {
+      h.max_body = std::numeric_limits<std::uint64_t>::max();
+    }
+    // Credentials become an Authorization header (never shown: /probe's debug output
+    // and every log redact it).
+    int auth_kinds = 0;
+    if (const Node* b = f["basic_auth"]) {
+      ++auth_kinds;
+      Fields a(*this, *b, f.path("basic_auth"), {"username", "password"}, {"password_file"});
+      std::string user, password;
+      if (a.required("username")) str(a["username"], a.path("username"), user);
+      str(a["password"], a.path("password"), password);
+      h.headers.emplace_back("Authorization", "Basic " + base64(user + ":" + password));
+    }
+    if (const Node* t = f["bearer_token"]) {
+      ++auth_kinds;
+      std::string token;
+      if (str(t, f.path("bearer_token"), token)) h.headers.emplace_back("Authorization", "Bearer " + token);
+    }
+    if (const Node* z = f["authorization"]) {
+      ++auth_kinds;
+      Fields a(*this, *z, f.path("authorization"), {"type", "credentials"}, {"credentials_file"});
+      std::string type = "Bearer", credentials;
+      str(a["type"], a.path("type"), type);
+      str(a["credentials"], a.path("credentials"), credentials);
+      h.headers.emplace_back("Authorization", type + " " + credentials);
+    }
+    if (auth_kinds > 1) {
+      error(n, path, "at most one of basic_auth, bearer_token and authorization may be set");
+    }
   }
 
   void moduleTcp(const Node& n, const std::string& path, TcpSpec& t) {

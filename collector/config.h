@@ -155,7 +155,7 @@ struct MaintenanceWindow {
 struct ModuleConfig {
   std::string name;
   std::string prober;  // http | tcp | ...
-  Duration timeout{5000};
+  Duration timeout{0};  // 0: unset, the scrape's timeout governs (blackbox's default)
   ProbeSpec spec;      // the module translated to vigie's own spec (url/address filled per target)
 };
 

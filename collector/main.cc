@@ -23,6 +23,7 @@
 #include "collector/peers.h"
 #include "collector/probe_cli.h"
 #include "collector/shard.h"
+#include "exporters/blackbox_probe.h"
 #include "exporters/haproxy_agent.h"
 #include "exporters/http_server.h"
 #include "exporters/dashboard.h"
@@ -208,6 +209,9 @@ int run(const RunOptions& opts) {
   } else {
     registerPushRoutes(server, engine);
   }
+  // blackbox_exporter's /probe, on the file's modules (`full` follows reloads).
+  BlackboxEndpoint blackbox(engine.probeContext(), [&full] { return full; }, *registry);
+  blackbox.registerRoutes(server);
   if (peers) peers->start();
   if (shard.count > 1) {
     std::size_t mine = 0, all = 0;
@@ -315,6 +319,7 @@ int run(const RunOptions& opts) {
     if (ec) return;
     spdlog::info("signal {}: stopping", sig);
     engine.stop();
+    blackbox.stop();
     server.stop();
     agents.stop();
     if (peers) peers->stop();

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -18,14 +19,23 @@
 #include "collector/curl_driver.h"
 #include "probes/conditions.h"
 #include "probes/health_page.h"
+#include "probes/tls_facts.h"
 
 namespace vigie {
 
 struct HttpProbe::Attempt {
   std::uint64_t max_body = 0;
+  bool keep_body = true;       // false: count the bytes, keep none
   std::string body;            // at most max_body bytes
   std::uint64_t received = 0;  // bytes handed to the write callback
   bool too_large = false;
+  // wire_facts only: filled by the header callback for the latest response.
+  CURL* easy = nullptr;
+  bool wire = false;
+  bool verify = true;
+  bool auto_decoding = false;  // we asked for gzip, so curl decodes what comes
+  bool decoded = false;        // ... and the latest response was encoded
+  std::optional<TlsFacts> tls;
   SystemClock::time_point started{};
   char error[CURL_ERROR_SIZE] = {};
 };
@@ -69,14 +79,40 @@ std::string cleanText(std::string_view in, std::size_t max = kMaxDetail) {
 std::size_t HttpProbe::onWrite(char* data, std::size_t size, std::size_t nmemb, void* userp) {
   auto* a = static_cast<Attempt*>(userp);
   const std::size_t n = size * nmemb;
-  a->received += n;
-  if (a->body.size() + n > a->max_body) {
+  if (a->received + n > a->max_body) {
     // Returning less than n makes curl stop with CURLE_WRITE_ERROR: the body is never
     // read past max_body.
+    a->received += n;
     a->too_large = true;
     return 0;
   }
-  a->body.append(data, n);
+  a->received += n;
+  if (a->keep_body) a->body.append(data, n);
+  return n;
+}
+
+std::size_t HttpProbe::onHeader(char* data, std::size_t size, std::size_t nmemb, void* userp) {
+  auto* a = static_cast<Attempt*>(userp);
+  const std::size_t n = size * nmemb;
+  const std::string_view line(data, n);
+  if (line.substr(0, 5) == "HTTP/") {
+    // A new response (after a redirect, or a 100 Continue): its connection is live
+    // now, so its TLS state can be read; the previous response's facts no longer count.
+    a->decoded = false;
+    a->tls.reset();
+    const curl_tlssessioninfo* info = nullptr;
+    if (curl_easy_getinfo(a->easy, CURLINFO_TLS_SSL_PTR, &info) == CURLE_OK && info != nullptr &&
+        info->backend == CURLSSLBACKEND_OPENSSL && info->internals != nullptr) {
+      a->tls = tlsFactsOf(static_cast<const SSL*>(info->internals), a->verify);
+    }
+  } else if (a->auto_decoding && line.size() > 17) {
+    static constexpr std::string_view kEncoding = "content-encoding:";
+    bool match = true;
+    for (std::size_t i = 0; i < kEncoding.size() && match; ++i) {
+      match = std::tolower(static_cast<unsigned char>(line[i])) == kEncoding[i];
+    }
+    if (match) a->decoded = true;
+  }
   return n;
 }
 
@@ -190,6 +226,11 @@ std::string phaseOf(CURL* easy, bool https, std::uint64_t received) {
   if (https && seconds(easy, CURLINFO_APPCONNECT_TIME_T) == 0) return "during the TLS handshake";
   if (seconds(easy, CURLINFO_STARTTRANSFER_TIME_T) == 0) return "waiting for the response";
   return fmt::format("while reading the body ({} bytes received)", received);
+}
+
+// "HTTP/1.1" from Result::http_version, as Go's Response.Proto.
+std::string protoName(int version) {
+  return fmt::format("HTTP/{}.{}", version / 10, version % 10);
 }
 
 std::string joinFailing(const std::vector<Component>& cs, Status which) {
@@ -311,16 +352,39 @@ void HttpProbe::configure(SteadyClock::time_point deadline) {
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
 
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(spec_.max_body));
+  // An unlimited max_body (a blackbox module without body_size_limit) is no limit for curl.
+  if (spec_.max_body < static_cast<std::uint64_t>(std::numeric_limits<curl_off_t>::max())) {
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(spec_.max_body));
+  }
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &onWrite);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, attempt_.get());
+  if (options_.wire_facts) {
+    attempt_->easy = e;
+    attempt_->wire = true;
+    attempt_->verify = spec_.tls.verify;
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &onHeader);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, attempt_.get());
+    curl_easy_setopt(e, CURLOPT_FILETIME, 1L);
+    // Go's client asks for gzip and decodes it unless the request names its own
+    // Accept-Encoding; blackbox's lengths depend on it, so do the same.
+    const bool own = std::any_of(spec_.headers.begin(), spec_.headers.end(),
+                                 [](const auto& h) { return iequals(h.first, "Accept-Encoding"); });
+    if (!own) {
+      curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+      attempt_->auto_decoding = true;
+    }
+  }
 }
 
 void HttpProbe::start(SteadyClock::time_point deadline, Done done) {
   cancel();
   attempt_ = std::make_unique<Attempt>();
   attempt_->max_body = spec_.max_body;
-  attempt_->body.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(spec_.max_body, 16384)));
+  attempt_->keep_body = spec_.health_format != HealthFormat::none || !spec_.conditions.empty();
+  if (attempt_->keep_body) {
+    attempt_->body.reserve(
+        static_cast<std::size_t>(std::min<std::uint64_t>(spec_.max_body, 16384)));
+  }
   attempt_->started = SystemClock::now();
   done_ = std::move(done);
   running_ = true;
@@ -336,11 +400,41 @@ void HttpProbe::start(SteadyClock::time_point deadline, Done done) {
 void HttpProbe::finish(CURLcode rc) {
   if (!running_) return;
   Result r = buildResult(rc);
+  if (options_.wire_facts) addWireFacts(r);
   running_ = false;
   Done done = std::move(done_);
   done_ = nullptr;
   attempt_->body = std::string();  // do not keep up to max_body per idle check
   if (done) done(std::move(r));    // may destroy this probe: nothing after
+}
+
+void HttpProbe::addWireFacts(Result& r) {
+  auto w = std::make_shared<WireFacts>();
+  const Attempt& a = *attempt_;
+  CURL* e = easy_;
+  const char* ip = nullptr;
+  if (curl_easy_getinfo(e, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip != nullptr) w->ip = ip;
+  if (r.http_status > 0) {
+    curl_off_t length = -1;
+    curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    // Go reports -1 for a body it decoded: the header gave the encoded size.
+    w->content_length = a.decoded ? -1 : static_cast<std::int64_t>(length);
+    curl_off_t filetime = -1;
+    if (curl_easy_getinfo(e, CURLINFO_FILETIME_T, &filetime) == CURLE_OK && filetime >= 0) {
+      w->last_modified = static_cast<double>(filetime);
+    }
+    w->tls = a.tls;
+  } else {
+    w->content_length = 0;  // no response: Go's empty http.Response
+  }
+  if (statusExpected(r.http_status, spec_.expect_status)) {
+    for (std::size_t i = 0; i < r.conditions.size() && i < spec_.conditions.size(); ++i) {
+      if (!r.conditions[i].ok && spec_.conditions[i].kind == ConditionSpec::Kind::body_matches) {
+        w->regex_failed = true;
+      }
+    }
+  }
+  r.wire = std::move(w);
 }
 
 Result HttpProbe::buildResult(CURLcode rc) {
@@ -522,6 +616,20 @@ Result HttpProbe::buildResult(CURLcode rc) {
       if (!failing.empty()) d += " (failing: " + failing + ")";
     }
     fail(Reason::http_status, d);
+  } else if (!spec_.valid_http_versions.empty() &&
+             std::none_of(spec_.valid_http_versions.begin(), spec_.valid_http_versions.end(),
+                          [&](const std::string& v) {
+                            return protoName(r.http_version) == v ||
+                                   protoName(r.http_version) == v + ".0";
+                          })) {
+    std::string valid;
+    for (const auto& v : spec_.valid_http_versions) valid += (valid.empty() ? "" : ", ") + v;
+    fail(Reason::http_protocol, fmt::format("{} is not one of valid_http_versions ({})",
+                                            protoName(r.http_version), valid));
+  } else if (spec_.fail_if_ssl && https) {
+    fail(Reason::tls, "the final response came over TLS (fail_if_ssl)");
+  } else if (spec_.fail_if_not_ssl && !https) {
+    fail(Reason::tls, "the final response did not come over TLS (fail_if_not_ssl)");
   } else if (spec_.cert_min_days && r.cert_expiry) {
     const double now = std::chrono::duration<double>(SystemClock::now().time_since_epoch()).count();
     const double days = (*r.cert_expiry - now) / 86400.0;

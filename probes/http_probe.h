@@ -26,6 +26,10 @@ struct HttpProbeOptions {
   std::string connect_address;
   /// Put the Location of a 3xx answer in Result::info["redirect_url"].
   bool report_redirect_url = false;
+  /// Fill Result::wire (address, Content-Length, Last-Modified, TLS facts of the
+  /// final connection) and ask for gzip as Go's HTTP client does, for /probe's
+  /// blackbox_exporter-compatible output. Costs a header callback per response.
+  bool wire_facts = false;
 };
 
 /// Probes one URL as blackbox_exporter's http prober does, plus vigie's health pages.
@@ -34,6 +38,7 @@ struct HttpProbeOptions {
 /// session resumption) so the connect and TLS phases and the certificate chain are
 /// measured every time. The body is kept up to `max_body` bytes; one byte more cuts
 /// the transfer (Reason::body_too_large), so memory stays bounded whatever the target.
+/// A body nobody reads (health_format none and no condition) is counted, not kept.
 /// The deadline is also given to curl (CURLOPT_TIMEOUT_MS): an attempt ends by itself.
 ///
 /// Outcome, first match wins:
@@ -41,6 +46,8 @@ struct HttpProbeOptions {
 ///    mid-body, redirect loop "too many redirects"), body_too_large;
 ///  - status not in expect_status (empty: any 2xx): http_status, "got 503, expected 2xx"
 ///    (a health page on that response still fills components and version);
+///  - the response's HTTP version not in valid_http_versions: http_protocol;
+///  - fail_if_ssl / fail_if_not_ssl (blackbox modules): tls;
 ///  - certificate expiring within cert_min_days: cert_expiring;
 ///  - health page says fail: health_fail, the failing components named in the detail;
 ///    an explicit health_format that cannot be parsed: health_parse;
@@ -75,9 +82,11 @@ class HttpProbe : public Probe {
  private:
   struct Attempt;
   static std::size_t onWrite(char* data, std::size_t size, std::size_t nmemb, void* userp);
+  static std::size_t onHeader(char* data, std::size_t size, std::size_t nmemb, void* userp);
   void configure(SteadyClock::time_point deadline);
   void finish(CURLcode rc);
   Result buildResult(CURLcode rc);
+  void addWireFacts(Result& r);
 
   ProbeContext& ctx_;
   HttpSpec spec_;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -95,6 +96,31 @@ struct TargetResult {
   std::optional<double> cert_expiry;   // unix seconds
 };
 
+/// The TLS side of a connection as blackbox_exporter reports it (probe_ssl_*,
+/// probe_tls_version_info). Filled from OpenSSL by probes/tls_facts.h.
+struct TlsFacts {
+  std::string version;                       // "TLS 1.3", as Go's crypto/tls names it
+  std::optional<double> earliest_expiry;     // unix seconds, earliest notAfter of the presented chain
+  std::optional<double> last_chain_expiry;   // earliest notAfter of the verified chain (verification on)
+  // The leaf certificate (probe_ssl_last_chain_info's labels).
+  std::string fingerprint_sha256;            // lower-case hex of the DER's SHA-256
+  std::string subject;                       // RFC 2253 ("CN=localhost,O=Example")
+  std::string issuer;
+  std::string dns_names;                     // subjectAltName DNS names, comma-separated
+};
+
+/// Low-level facts of one attempt that blackbox_exporter exports and vigie's own
+/// checks do not need. Filled only by probes asked for them (HttpProbeOptions::
+/// wire_facts, TcpProbeOptions::wire_facts): /probe (exporters/blackbox_probe.h).
+struct WireFacts {
+  std::string ip;                            // address connected to (or tried); "" when none
+  std::int64_t content_length = -1;          // Content-Length of the final response; -1 unknown
+  std::optional<double> last_modified;       // unix seconds, Last-Modified of the final response
+  std::optional<TlsFacts> tls;               // the final connection was TLS
+  bool regex_failed = false;                 // a body / query_response regex decided the failure
+  std::vector<std::string> log;              // what happened, one line each, for debug output
+};
+
 /// The result of one attempt. Values are copied into the check's history, so
 /// keep strings bounded (probes cut details at a few hundred bytes).
 struct Result {
@@ -117,6 +143,7 @@ struct Result {
   std::string version;                    // reported by the target (health page, server)
   std::map<std::string, std::string> info;  // other facts: release_id, server_version, ...
   std::vector<TargetResult> targets;      // ingress: one per front-end address
+  std::shared_ptr<const WireFacts> wire;  // /probe only (see WireFacts); null otherwise
 
   /// Nothing to report yet (a heartbeat before its first push is due): the
   /// engine drops this result, the check's state and history are unchanged.

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "collector/config.h"
 #include "probes/probe.h"
@@ -26,20 +27,33 @@ class CompiledRegex;
 ///    "expected /x/ not seen; got \"...\"" (bounded, escaped);
 ///  - else ok. Without `expect` the probe succeeds once connected and `send`
 ///  written.
-/// `tls: true` is not supported yet: every attempt is Reason::internal.
-/// phases.resolve and phases.connect are filled; duration covers the whole
-/// attempt.
+/// With `tls: true` the connection is TLS from the start (verified against
+/// `tls_config`'s CA file or the system store, the host name checked; failure:
+/// tls) and send/expect run over it; the certificate's earliest expiry is
+/// Result::cert_expiry. blackbox's `query_response` (modules only) replaces
+/// send/expect: each step reads lines until one matches `expect` (none before
+/// EOF: body, WireFacts::regex_failed), sends `send` + "\n" with the match's
+/// groups expanded ($1, ${name}), then upgrades to TLS when `starttls`.
+/// phases.resolve, phases.connect and phases.tls are filled; duration covers the
+/// whole attempt.
 ///
 /// Threading: as Probe. The attempt's sockets and timer live in a shared state
 /// that its own handlers keep alive, so cancel() or destroying the probe from
 /// any loop callback (even from inside `done`) is safe; done is then never
 /// called.
+/// Knobs for callers other than checks; not part of the user's config.
+struct TcpProbeOptions {
+  /// Fill Result::wire (the address connected to, TLS facts) for /probe.
+  bool wire_facts = false;
+};
+
 class TcpProbe : public Probe {
 public:
   /// Copies `spec` and compiles `expect`; `ctx.io` must outlive the probe. An
   /// invalid pattern is reported by each attempt as Reason::internal (never
   /// thrown).
   TcpProbe(ProbeContext &ctx, TcpSpec spec);
+  TcpProbe(ProbeContext &ctx, TcpSpec spec, TcpProbeOptions options);
   ~TcpProbe() override;
 
   TcpProbe(const TcpProbe &) = delete;
@@ -52,10 +66,13 @@ public:
 
 private:
   struct Attempt;
+  struct Step;
 
   ProbeContext &ctx_;
   TcpSpec spec_;
+  TcpProbeOptions options_;
   std::shared_ptr<const CompiledRegex> regex_;
+  std::shared_ptr<const std::vector<Step>> steps_; // query_response, compiled
   std::string
       setup_error_; // non-empty: every attempt fails with Reason::internal
   std::shared_ptr<Attempt> attempt_;

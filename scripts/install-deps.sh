@@ -9,7 +9,7 @@ packages=(
   libcurl4-openssl-dev prometheus-cpp-dev libpqxx-dev libfmt-dev libyaml-cpp-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libssl-dev
   libfuse3-dev fuse3 haproxy
-  nginx-light prometheus prometheus-alertmanager postgresql
+  nginx-light prometheus prometheus-alertmanager prometheus-blackbox-exporter postgresql
   chromium fonts-dejavu-core
   python3 python3-yaml systemd man-db
 )

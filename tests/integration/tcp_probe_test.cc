@@ -15,7 +15,10 @@
 #include <string>
 
 #include "collector/curl_driver.h"
+#include "tests/support/nginx.h"
 #include "tests/support/ports.h"
+#include "tests/support/process.h"
+#include "tests/support/tls_cert.h"
 
 namespace vigie {
 namespace {
@@ -237,10 +240,10 @@ TEST(TcpProbe, UnsupportedOrMalformedIsInternal) {
     TcpSpec spec;
     std::string in_detail;
   };
-  TcpSpec tls = spec("127.0.0.1:1");
-  tls.tls = true;
+  TcpSpec bad_step = spec("127.0.0.1:1");
+  bad_step.query_response.push_back(TcpQueryStep{"(unclosed", "", false});
   const Case cases[] = {
-      {tls, "tls over tcp not supported yet"},
+      {bad_step, "invalid query_response expect"},
       {spec("no-port-here"), "not host:port"},
       {spec("127.0.0.1:1", "", "(unclosed"), "invalid expect pattern"},
   };
@@ -252,6 +255,88 @@ TEST(TcpProbe, UnsupportedOrMalformedIsInternal) {
     ASSERT_TRUE(r);
     EXPECT_EQ(r->reason, Reason::internal);
     EXPECT_NE(r->detail.find(c.in_detail), std::string::npos) << r->detail;
+  }
+}
+
+// ---- TLS and blackbox's query_response
+
+TEST(TcpProbe, TlsVerifiedAgainstTheCa) {
+  const std::string dir = test::makeTempDir("tcptls");
+  test::TestCa ca(dir);
+  test::NginxOptions no;
+  no.tls.push_back(ca.issue("web", -1h, std::chrono::hours(24 * 10)));
+  test::Nginx nginx(no);
+  const std::string address = "127.0.0.1:" + std::to_string(nginx.tlsPort());
+  {
+    Fixture f;
+    TcpSpec s = spec(address, "GET / HTTP/1.0\r\n\r\n", "^HTTP/1\\.1 [0-9]+");
+    s.tls = true;
+    s.tls_config.ca_file = ca.caFile();
+    TcpProbe probe(f.ctx, s, TcpProbeOptions{true});
+    auto r = f.run(probe, 3s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, Status::ok) << r->detail;
+    ASSERT_TRUE(r->cert_expiry);
+    const double days =
+        (*r->cert_expiry -
+         std::chrono::duration<double>(SystemClock::now().time_since_epoch()).count()) /
+        86400;
+    EXPECT_NEAR(days, 10, 0.1);
+    EXPECT_GT(r->phases.tls, 0);
+    ASSERT_TRUE(r->wire && r->wire->tls);
+    EXPECT_EQ(r->wire->tls->version.rfind("TLS 1.", 0), 0u) << r->wire->tls->version;
+    EXPECT_TRUE(r->wire->tls->last_chain_expiry);
+    EXPECT_EQ(r->wire->tls->dns_names, "localhost");
+    EXPECT_EQ(r->wire->tls->fingerprint_sha256.size(), 64u);
+  }
+  {
+    // Not our CA in the system store: the handshake fails.
+    Fixture f;
+    TcpSpec s = spec(address);
+    s.tls = true;
+    TcpProbe probe(f.ctx, s);
+    auto r = f.run(probe, 3s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->reason, Reason::tls) << r->detail;
+  }
+  test::removeTree(dir);
+}
+
+TEST(TcpProbe, QueryResponseLineByLine) {
+  struct Case {
+    std::vector<TcpQueryStep> steps;
+    Status status;
+    bool regex_failed;
+    std::string logged;
+  };
+  const Case cases[] = {
+      {{{"", "PING", false}, {"^PONG$", "", false}}, Status::ok, false, ""},
+      // The match's groups go into the next send ($1, ${name}).
+      {{{"", "PING", false}, {"^P(?<mid>ON)G", "got ${mid} $1 $$", false}},
+       Status::ok,
+       false,
+       "Sending line: \"got ON ON $\""},
+      {{{"", "PING", false}, {"^PANG", "", false}}, Status::fail, true, ""},
+  };
+  for (const auto& c : cases) {
+    Fixture f;
+    Server server(f.io, Mode::pong, loopback4());
+    TcpSpec s = spec("127.0.0.1:" + std::to_string(server.port()));
+    s.query_response = c.steps;
+    TcpProbe probe(f.ctx, s, TcpProbeOptions{true});
+    auto r = f.run(probe, 2s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, c.status) << r->detail;
+    ASSERT_TRUE(r->wire);
+    EXPECT_EQ(r->wire->regex_failed, c.regex_failed);
+    if (c.regex_failed) {
+      EXPECT_EQ(r->reason, Reason::body);
+    }
+    if (!c.logged.empty()) {
+      bool seen = false;
+      for (const auto& l : r->wire->log) seen = seen || l == c.logged;
+      EXPECT_TRUE(seen) << c.logged;
+    }
   }
 }
 
