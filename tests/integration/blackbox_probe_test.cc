@@ -408,7 +408,7 @@ TEST_F(BlackboxCompat, ModulesFollowReload) {
       << vigie_->output();
   const Http metrics = get(vigieUrl("/metrics"));
   EXPECT_NE(
-      metrics.body.find("vigie_blackbox_probes_total{module=\"http_2xx\",result=\"success\"}"),
+      metrics.body.find("vigie_blackbox_probes_total{module=\"http_added\",result=\"success\"}"),
       std::string::npos);
   EXPECT_NE(metrics.body.find("vigie_blackbox_requests_rejected_total{reason=\"bad_request\"}"),
             std::string::npos);
