@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <unordered_set>
 
 namespace vigie {
 namespace {
@@ -83,19 +82,32 @@ void aggregate(Snapshot& snap, SystemClock::time_point now) {
   if (!snap.config) return;
   const Config& cfg = *snap.config;
 
+  // Services by name, built only when something needs it: at 50,000 services this
+  // runs every second, and most configurations have no dependency nor cluster.
   std::unordered_map<std::string_view, std::size_t> index;
-  snap.services.reserve(cfg.services.size());
-  for (const ServiceConfig& s : cfg.services) {
-    index.emplace(s.name, snap.services.size());
-    ServiceStatus st;
-    st.service = std::shared_ptr<const ServiceConfig>(snap.config, &s);
-    snap.services.push_back(std::move(st));
+  const auto byName = [&]() -> const std::unordered_map<std::string_view, std::size_t>& {
+    if (index.empty() && !cfg.services.empty()) {
+      index.reserve(cfg.services.size());
+      for (std::size_t i = 0; i < cfg.services.size(); ++i) index.emplace(cfg.services[i].name, i);
+    }
+    return index;
+  };
+  snap.services.resize(cfg.services.size());
+  for (std::size_t i = 0; i < cfg.services.size(); ++i) {
+    snap.services[i].service = std::shared_ptr<const ServiceConfig>(snap.config, &cfg.services[i]);
   }
+  const ServiceConfig* first = cfg.services.data();
   for (std::size_t i = 0; i < snap.checks.size(); ++i) {
     const auto& c = snap.checks[i];
     if (!c || !c->service) continue;
-    auto it = index.find(c->service->name);
-    if (it != index.end()) snap.services[it->second].checks.push_back(i);
+    // A check's service points into the same config (the engine applies both at
+    // once); by name only for one that does not.
+    const ServiceConfig* sc = c->service.get();
+    if (sc >= first && sc < first + cfg.services.size()) {
+      snap.services[static_cast<std::size_t>(sc - first)].checks.push_back(i);
+    } else if (auto it = byName().find(sc->name); it != byName().end()) {
+      snap.services[it->second].checks.push_back(i);
+    }
   }
 
   for (ServiceStatus& svc : snap.services) {
@@ -131,8 +143,8 @@ void aggregate(Snapshot& snap, SystemClock::time_point now) {
     ServiceStatus& svc = snap.services[i];
     if (svc.underlying == ServiceState::down) {
       for (const std::string& dep : svc.service->depends_on) {
-        auto it = index.find(dep);
-        if (it == index.end()) continue;
+        auto it = byName().find(dep);
+        if (it == byName().end()) continue;
         resolve(it->second);
         const ServiceStatus& d = snap.services[it->second];
         if (d.underlying != ServiceState::down) continue;
@@ -183,8 +195,8 @@ void aggregate(Snapshot& snap, SystemClock::time_point now) {
     ClusterStatus cl;
     cl.cluster = std::shared_ptr<const ClusterConfig>(snap.config, &c);
     for (const std::string& name : c.services) {
-      auto it = index.find(name);
-      if (it != index.end()) cl.services.push_back(it->second);
+      auto it = byName().find(name);
+      if (it != byName().end()) cl.services.push_back(it->second);
     }
     cl.state = worst(cl.services, nullptr);
     cl.ready = good(cl.state);
@@ -229,12 +241,23 @@ void Aggregator::note(Memory& m, StateChange::Subject subject, const std::string
 }
 
 void Aggregator::update(Snapshot& snap, SystemClock::time_point now) {
-  std::unordered_set<std::string_view> seen;
-  for (ServiceStatus& svc : snap.services) {
+  // Marks instead of a set of seen names: no allocation per service per second.
+  ++generation_;
+  // Same config as last time: the services line up with slots_ (map nodes are stable).
+  const bool same = snap.config != nullptr && snap.config == slots_config_.lock() &&
+                    slots_.size() == snap.services.size();
+  if (!same) slots_.assign(snap.services.size(), nullptr);
+  for (std::size_t i = 0; i < snap.services.size(); ++i) {
+    ServiceStatus& svc = snap.services[i];
     const std::string& name = svc.service->name;
-    seen.insert(name);
-    auto [it, fresh] = services_.try_emplace(name);
-    Memory& m = it->second;
+    bool fresh = false;
+    if (slots_[i] == nullptr) {
+      auto [it, inserted] = services_.try_emplace(name);
+      slots_[i] = &it->second;
+      fresh = inserted;
+    }
+    Memory& m = *slots_[i];
+    m.seen = generation_;
     if (fresh) m.accounted = now;
     if (counts(m.state)) m.uptime.addSpan(m.accounted, now, good(m.state));
     m.accounted = now;
@@ -255,25 +278,28 @@ void Aggregator::update(Snapshot& snap, SystemClock::time_point now) {
     svc.uptime = m.uptime.ratios(now);
     svc.changes = m.changes;
   }
-  std::erase_if(services_, [&](const auto& kv) { return !seen.count(kv.first); });
+  if (!same) {
+    std::erase_if(services_, [&](const auto& kv) { return kv.second.seen != generation_; });
+    slots_config_ = snap.config;
+  }
 
-  seen.clear();
   for (ClusterStatus& cl : snap.clusters) {
     const std::string& name = cl.cluster->name;
-    seen.insert(name);
     Memory& m = clusters_[name];
+    m.seen = generation_;
     if (cl.state != m.state) {
       note(m, StateChange::Subject::cluster, name, cl.state, Reason::none, cl.reason, "", now);
     }
     cl.last_change = m.since;
     cl.changes = m.changes;
   }
-  std::erase_if(clusters_, [&](const auto& kv) { return !seen.count(kv.first); });
+  std::erase_if(clusters_, [&](const auto& kv) { return kv.second.seen != generation_; });
 }
 
 void Aggregator::restoreService(const std::string& name,
                                 const std::vector<UptimeTracker::StoredBucket>& b) {
   services_[name].uptime.restore(b);
+  slots_.clear();  // a new node may have been made: look every name up again
 }
 
 std::vector<std::pair<std::string, std::vector<UptimeTracker::StoredBucket>>>

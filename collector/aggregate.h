@@ -4,6 +4,7 @@
 /// maintenance, flapping (pure), then what needs memory: when each last changed,
 /// their uptimes and their state-change events (Aggregator).
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -63,6 +64,7 @@ class Aggregator {
     SystemClock::time_point accounted{};    // uptime counted up to here
     UptimeTracker uptime;
     RecentChanges changes;
+    std::uint64_t seen = 0;  // generation of the last update that had it
   };
   void note(Memory& m, StateChange::Subject subject, const std::string& name, ServiceState to,
             Reason reason, const std::string& detail, const std::string& cause,
@@ -72,6 +74,11 @@ class Aggregator {
   HistoryStore* store_;
   std::unordered_map<std::string, Memory> services_;
   std::unordered_map<std::string, Memory> clusters_;
+  std::uint64_t generation_ = 0;
+  // services_ entries in the order of the last snapshot's services, while its config
+  // stays the same: no lookup by name per service per second.
+  std::vector<Memory*> slots_;
+  std::weak_ptr<const Config> slots_config_;
 };
 
 }  // namespace vigie

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace vigie {
 namespace {
@@ -41,6 +42,10 @@ struct Watched {
     sock.close(ec);
   }
 };
+
+// Idle easy handles kept for reuse: enough for the transfers a busy loop starts
+// between two completions; a burst above it (hung targets) allocates and frees.
+constexpr std::size_t kMaxIdleHandles = 256;
 
 // A global init once per process; curl_global_init is not thread-safe, and the
 // engine creates its driver before any other thread uses curl.
@@ -97,6 +102,7 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
     for (auto& [fd, w] : sockets) w->close();
     sockets.clear();
     timer.cancel();
+    for (CURL* easy : idle) curl_easy_cleanup(easy);
   }
 
   // ---- curl callbacks: never call back into curl from these ----
@@ -297,8 +303,27 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
     }
   }
 
+  CURL* acquire() {
+    if (idle.empty()) return curl_easy_init();
+    CURL* easy = idle.back();
+    idle.pop_back();
+    return easy;
+  }
+
+  void release(CURL* easy) {
+    if (easy == nullptr) return;
+    if (transfers.count(easy) != 0) remove(easy);  // a caller's slip: never free it running
+    if (idle.size() >= kMaxIdleHandles) {
+      curl_easy_cleanup(easy);
+      return;
+    }
+    curl_easy_reset(easy);  // drops pointers into the caller's buffers
+    idle.push_back(easy);
+  }
+
   asio::io_context& io;
   asio::steady_timer timer;
+  std::vector<CURL*> idle;
   CURLM* multi = nullptr;
   CURLSH* share = nullptr;
   bool shutting_down = false;
@@ -314,6 +339,12 @@ CurlDriver::~CurlDriver() = default;
 void CurlDriver::add(CURL* easy, Done done) { impl_->add(easy, std::move(done)); }
 
 void CurlDriver::remove(CURL* easy) { impl_->remove(easy); }
+
+CURL* CurlDriver::acquire() { return impl_->acquire(); }
+
+void CurlDriver::release(CURL* easy) { impl_->release(easy); }
+
+std::size_t CurlDriver::idleHandles() const { return impl_->idle.size(); }
 
 std::size_t CurlDriver::active() const { return impl_->transfers.size(); }
 

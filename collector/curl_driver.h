@@ -51,6 +51,20 @@ class CurlDriver {
   /// Must not be called from inside a libcurl callback; safe from any Done.
   void remove(CURL* easy);
 
+  /// An easy handle for one transfer, from the driver's pool of idle handles or new;
+  /// nullptr only if libcurl cannot allocate one. A libcurl easy handle carries a
+  /// 16 KiB receive buffer: pooling keeps one per transfer in flight instead of one
+  /// per configured check. Give it back with release() once its result is read.
+  CURL* acquire();
+
+  /// Returns a handle from acquire() that is not running (completed, removed or never
+  /// added): reset (every option back to its default) and kept idle for reuse, or
+  /// cleaned up when enough are idle already. nullptr is ignored.
+  void release(CURL* easy);
+
+  /// Idle handles kept for reuse (for tests).
+  std::size_t idleHandles() const;
+
   /// Transfers added and not yet completed or removed.
   std::size_t active() const;
 

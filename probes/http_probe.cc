@@ -250,7 +250,6 @@ HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec)
 
 HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec, HttpProbeOptions options)
     : ctx_(ctx), spec_(std::move(spec)), options_(std::move(options)) {
-  easy_ = curl_easy_init();
   bool has_agent = false;
   for (const auto& [name, value] : spec_.headers) {
     if (iequals(name, "User-Agent")) has_agent = true;
@@ -292,7 +291,6 @@ HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec, HttpProbeOptions options)
 
 HttpProbe::~HttpProbe() {
   cancel();
-  if (easy_) curl_easy_cleanup(easy_);
   curl_slist_free_all(headers_);
   curl_slist_free_all(connect_to_);
 }
@@ -300,13 +298,14 @@ HttpProbe::~HttpProbe() {
 void HttpProbe::cancel() {
   if (!running_) return;
   ctx_.curl.remove(easy_);
+  ctx_.curl.release(easy_);
+  easy_ = nullptr;
   running_ = false;
   done_ = nullptr;
 }
 
 void HttpProbe::configure(SteadyClock::time_point deadline) {
-  CURL* e = easy_;
-  curl_easy_reset(e);
+  CURL* e = easy_;  // fresh from the driver's pool: every option at its default
   curl_easy_setopt(e, CURLOPT_URL, url_.c_str());
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -381,13 +380,11 @@ void HttpProbe::start(SteadyClock::time_point deadline, Done done) {
   attempt_ = std::make_unique<Attempt>();
   attempt_->max_body = spec_.max_body;
   attempt_->keep_body = spec_.health_format != HealthFormat::none || !spec_.conditions.empty();
-  if (attempt_->keep_body) {
-    attempt_->body.reserve(
-        static_cast<std::size_t>(std::min<std::uint64_t>(spec_.max_body, 16384)));
-  }
   attempt_->started = SystemClock::now();
   done_ = std::move(done);
   running_ = true;
+  // One handle per attempt from the driver's pool: an idle check holds none.
+  easy_ = ctx_.curl.acquire();
   if (easy_ == nullptr) {
     // Only when libcurl could not allocate: still answer once, on the loop.
     boost::asio::post(ctx_.io, [this] { finish(CURLE_FAILED_INIT); });
@@ -402,6 +399,8 @@ void HttpProbe::finish(CURLcode rc) {
   Result r = buildResult(rc);
   if (options_.wire_facts) addWireFacts(r);
   running_ = false;
+  ctx_.curl.release(easy_);  // everything needed was read into r
+  easy_ = nullptr;
   Done done = std::move(done_);
   done_ = nullptr;
   attempt_->body = std::string();  // do not keep up to max_body per idle check

@@ -61,8 +61,9 @@ struct HttpProbeOptions {
 /// plain-text verdict ("OK" / anything else) only when the Content-Type is text/plain
 /// or absent. So an HTML or generic JSON page with status 200 is ok, with no components.
 ///
-/// Threading: as Probe. Owns its easy handle; destroying the probe cancels a running
-/// attempt (done is then never called).
+/// Threading: as Probe. Holds an easy handle from the driver's pool only while an
+/// attempt runs; destroying the probe cancels a running attempt (done is then never
+/// called).
 class HttpProbe : public Probe {
  public:
   /// Copies `spec`; `ctx` (its CurlDriver and io_context) must outlive the probe.

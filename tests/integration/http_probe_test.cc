@@ -146,6 +146,37 @@ std::string describe(const Result& r) {
          r.detail;
 }
 
+// An idle check holds no libcurl handle: each attempt takes one from the driver's
+// pool and gives it back, reset, so 100 probes run in turn share one handle.
+TEST(HttpProbe, EasyHandlesArePooled) {
+  boost::asio::io_context io;
+  CurlDriver curl(io);
+  ProbeContext ctx{io, curl, "test"};
+  const HttpSpec s = spec(g->nginx->url("/health_json_pass.json"));
+  std::vector<std::unique_ptr<HttpProbe>> probes;
+  for (int i = 0; i < 100; ++i) probes.push_back(std::make_unique<HttpProbe>(ctx, s));
+  EXPECT_EQ(curl.idleHandles(), 0u);
+  int ok = 0;
+  std::function<void(std::size_t)> next = [&](std::size_t i) {
+    if (i == probes.size()) return;
+    probes[i]->start(SteadyClock::now() + 5s, [&, i](Result r) {
+      if (r.status == Status::ok) ++ok;
+      EXPECT_EQ(curl.idleHandles(), 1u) << "released once the result was built";
+      next(i + 1);
+    });
+  };
+  next(0);
+  io.run_for(30s);
+  EXPECT_EQ(ok, 100);
+  EXPECT_EQ(curl.idleHandles(), 1u);
+  // A cancelled attempt gives its handle back too, and nothing keeps running.
+  probes[0]->start(SteadyClock::now() + 5s, [](Result) { ADD_FAILURE() << "cancelled"; });
+  EXPECT_EQ(curl.idleHandles(), 0u);
+  probes[0]->cancel();
+  EXPECT_EQ(curl.idleHandles(), 1u);
+  EXPECT_EQ(curl.active(), 0u);
+}
+
 // ---- health pages ----
 
 struct PageCase {
