@@ -20,7 +20,7 @@ for a in "$@"; do
     *) args+=("$a") ;;
   esac
 done
-for tool in nginx wrk taskset; do
+for tool in nginx wrk taskset curl; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install nginx wrk util-linux)" >&2; exit 1; }
 done
 if [[ ${VIGIE_BENCH_NO_BUILD:-} != 1 ]]; then
