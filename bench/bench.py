@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -470,25 +471,82 @@ class Bench:
         finally:
             v.stop()
 
-    def limit(self):
-        """wrk, one new connection per request, on the same nginx target, on core 1."""
-        if not shutil.which("wrk"):
-            return None
-        argv = pinned(PROBER_CPU, ["wrk", "-t1", "-c16", f"-d{int(self.args.window)}s",
-                                   "-H", "Connection: close", self.nginx.url(0)])
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    def run_wrk(self, url, cpu, connections, headers=()):
+        """wrk for one window: requests, wall seconds, wrk's own CPU (wait4 rusage)."""
+        argv = ["wrk", "-t1", f"-c{connections}", f"-d{int(self.args.window)}s"]
+        for h in headers:
+            argv += ["-H", h]
+        p = subprocess.Popen(pinned(cpu, argv + [url]), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
         out = p.stdout.read().decode()
         _, status, ru = os.wait4(p.pid, 0)
         p.returncode = status
         m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
         if not m:
             raise RuntimeError("cannot read wrk's output:\n" + out)
-        reqs = int(m.group(1))
-        wall = float(m.group(2)) * (60 if m.group(3) == "m" else 1)
+        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         errors = re.search(r"Socket errors: (.*)", out)
-        cpu = ru.ru_utime + ru.ru_stime
-        return {"requests": reqs, "requests_per_s": reqs / wall, "cpu_s": cpu,
-                "cpu_us_per_request": cpu / reqs * 1e6, "errors": errors.group(1) if errors else ""}
+        return {"requests": int(m.group(1)),
+                "wall_s": float(m.group(2)) * (1 if m.group(3) == "s" else 1e-3),
+                "cpu_s": ru.ru_utime + ru.ru_stime, "non_2xx": int(bad.group(1)) if bad else 0,
+                "errors": errors.group(1) if errors else ""}
+
+    def limit(self):
+        """wrk, one new connection per request, on the same nginx target, on core 1."""
+        w = self.run_wrk(self.nginx.url(0), PROBER_CPU, 16, ["Connection: close"])
+        return {"requests": w["requests"], "requests_per_s": w["requests"] / w["wall_s"],
+                "cpu_s": w["cpu_s"], "cpu_us_per_request": w["cpu_s"] / w["requests"] * 1e6,
+                "errors": w["errors"]}
+
+    def probe_endpoint(self):
+        """The same wrk load (8 keep-alive connections, on core 0 beside nginx) on vigie's
+        /probe and on blackbox_exporter's, each prober alone on core 1."""
+        target = urllib.parse.quote(self.nginx.url(0), safe="")
+        out = {}
+        v = self.start_vigie("probe", [("svc", 1, 30.0, 5.0, self.nginx.url)],
+                             modules=["http_2xx: {prober: http, timeout: 5s, "
+                                      "http: {valid_status_codes: [200]}}"])
+        try:
+            out["vigie"] = self.measure_prober(v.pid, v.port, target)
+            out["vigie"]["rss_mib"] = status_kib(v.pid, "VmHWM") / 1024
+        finally:
+            v.stop()
+        if shutil.which("prometheus-blackbox-exporter"):
+            cfg = os.path.join(self.tmp, "blackbox.yml")
+            with open(cfg, "w") as f:
+                f.write("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n"
+                        "    http:\n      valid_status_codes: [200]\n")
+            port = free_port()
+            log = open(os.path.join(self.tmp, "blackbox.log"), "w")
+            bb = subprocess.Popen(pinned(PROBER_CPU, [
+                "prometheus-blackbox-exporter", f"--config.file={cfg}",
+                f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]),
+                stdout=log, stderr=subprocess.STDOUT)
+            try:
+                wait_port(port)
+                out["blackbox"] = self.measure_prober(bb.pid, port, target)
+                out["blackbox"]["rss_mib"] = status_kib(bb.pid, "VmHWM") / 1024
+            finally:
+                stop_process(bb)
+                log.close()
+        if out.get("vigie") and out.get("blackbox"):
+            out["ratio"] = out["blackbox"]["cpu_us_per_probe"] / out["vigie"]["cpu_us_per_probe"]
+        return out
+
+    def measure_prober(self, pid, port, target):
+        path = f"/probe?target={target}&module=http_2xx"
+        status, body, _ = http_get(port, path)
+        if status != 200 or b"\nprobe_success 1" not in b"\n" + body:
+            raise RuntimeError(f"{path} on port {port} answered {status}: {body[:300]!r}")
+        req0 = self.nginx.requests()
+        c0 = cpu_seconds(pid)
+        w = self.run_wrk(f"http://127.0.0.1:{port}{path}", TARGET_CPU, 8)
+        cpu = cpu_seconds(pid) - c0
+        seen = self.nginx.requests() - req0 - 1
+        return {"probes": w["requests"], "probes_per_s": w["requests"] / w["wall_s"],
+                "cpu_s": cpu, "cpu_us_per_probe": cpu / w["requests"] * 1e6 if w["requests"] else None,
+                "core_share": cpu / w["wall_s"], "non_2xx": w["non_2xx"], "errors": w["errors"],
+                "nginx_requests": seen}
 
     def hung(self, n_healthy, n_hung):
         interval = round(n_healthy / self.rate, 3)
@@ -657,6 +715,22 @@ def build_table(runs, mode):
                      verdict(fds <= h["max_in_flight"] + 64)))
         rows.append((sc, "RSS peak (VmHWM)", fmt(med("hung", "hwm_mib"), " MiB", 1), "", ""))
         rows.append((sc, "CPU-µs per probe (all)", fmt(med("hung", "cpu_us_per_probe")), "", ""))
+    if runs[0].get("probe"):
+        sc = "/probe, wrk -c8 keep-alive, prober alone on one core"
+        for who in ("vigie", "blackbox"):
+            if not runs[0]["probe"].get(who):
+                continue
+            name = "vigie" if who == "vigie" else "blackbox_exporter"
+            rows.append((sc, f"{name}: probes/s (non-2xx)",
+                         f"{fmt(med('probe', who, 'probes_per_s'))} ({fmt(med('probe', who, 'non_2xx'))})",
+                         "", ""))
+            rows.append((sc, f"{name}: CPU-µs per probe, share of the core",
+                         f"{fmt(med('probe', who, 'cpu_us_per_probe'))}, "
+                         f"{fmt(100 * med('probe', who, 'core_share'), '%')}", "", ""))
+        ratio = med("probe", "ratio")
+        if ratio is not None:
+            rows.append((sc, "blackbox_exporter / vigie CPU per probe", fmt(ratio, "x", 1),
+                         "≥ 5x", verdict(ratio >= 5)))
     return rows
 
 
@@ -759,6 +833,9 @@ def main():
             if "hung" in only:
                 step(f"hung targets: {hung_n:,} hung + {healthy:,} healthy")
                 r["hung"] = bench.hung(healthy, hung_n)
+            if "probe" in only:
+                step("/probe: vigie and blackbox_exporter under the same wrk load")
+                r["probe"] = bench.probe_endpoint()
             runs.append(r)
     finally:
         if bench:
