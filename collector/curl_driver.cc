@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <unordered_map>
 #include <utility>
@@ -172,20 +173,56 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
     return 0;
   }
 
+  // curl calls this each time its earliest timeout moves, several times per transfer.
+  // Re-arming an Asio timer each time costs a cancelled wait (a handler run) and
+  // often a timerfd_settime: instead the wanted time is noted, and the timer is moved
+  // only when it must fire earlier. A timer firing before the wanted time re-arms
+  // itself for it (curl does not repeat an unchanged timeout).
   static int onTimer(CURLM* /*multi*/, long timeout_ms, void* userp) {
     auto* self = static_cast<Impl*>(userp);
     if (timeout_ms < 0 || self->shutting_down) {
-      self->timer.cancel();
+      self->wanted.reset();  // a pending wait fires and finds nothing to do
       return 0;
     }
-    // Even a 0 ms timeout goes through the loop: socket_action must not be called
-    // from inside a curl callback.
-    self->timer.expires_after(std::chrono::milliseconds(timeout_ms));
-    self->timer.async_wait([weak = self->weak_from_this()](const boost::system::error_code& ec) {
-      if (ec) return;
-      if (auto impl = weak.lock()) impl->action(CURL_SOCKET_TIMEOUT, 0);
-    });
+    const auto now = std::chrono::steady_clock::now();
+    self->wanted = now + std::chrono::milliseconds(timeout_ms);
+    if (timeout_ms == 0) {
+      // Now, but not from inside this callback (socket_action must not nest).
+      if (!self->posted) {
+        self->posted = true;
+        asio::post(self->io, [weak = self->weak_from_this()] {
+          auto impl = weak.lock();
+          if (!impl) return;
+          impl->posted = false;
+          impl->onTimeout();
+        });
+      }
+      return 0;
+    }
+    if (!self->armed || *self->armed > *self->wanted) self->armTimer(*self->wanted);
     return 0;
+  }
+
+  void armTimer(std::chrono::steady_clock::time_point at) {
+    armed = at;
+    timer.expires_at(at);  // cancels a pending wait: it completes with an error, ignored
+    timer.async_wait([weak = weak_from_this(), at](const boost::system::error_code& ec) {
+      if (ec) return;
+      auto impl = weak.lock();
+      if (!impl || impl->armed != at) return;
+      impl->armed.reset();
+      impl->onTimeout();
+    });
+  }
+
+  void onTimeout() {
+    if (!wanted || shutting_down) return;
+    if (*wanted > std::chrono::steady_clock::now()) {
+      if (!armed || *armed > *wanted) armTimer(*wanted);
+      return;
+    }
+    wanted.reset();  // curl sets the next one during the action
+    action(CURL_SOCKET_TIMEOUT, 0);
   }
 
   // ---- loop side ----
@@ -323,6 +360,9 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
 
   asio::io_context& io;
   asio::steady_timer timer;
+  std::optional<std::chrono::steady_clock::time_point> wanted;  // curl's timeout, if any
+  std::optional<std::chrono::steady_clock::time_point> armed;   // when `timer` fires
+  bool posted = false;  // a zero timeout is queued on the loop
   std::vector<CURL*> idle;
   CURLM* multi = nullptr;
   CURLSH* share = nullptr;
