@@ -6,10 +6,16 @@
 // scrapes both with the relabel_configs blackbox users write, and the two jobs
 // must agree through Prometheus's HTTP API.
 
+#include "exporters/blackbox_probe.h"
+
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <prometheus/registry.h>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cmath>
@@ -21,6 +27,9 @@
 #include <thread>
 #include <vector>
 
+#include "collector/curl_driver.h"
+#include "exporters/http_server.h"
+#include "probes/registry.h"
 #include "tests/support/blackbox.h"
 #include "tests/support/fault_server.h"
 #include "tests/support/nginx.h"
@@ -506,6 +515,64 @@ TEST_F(BlackboxCompat, PrometheusScrapesBothWithTheSameJob) {
     EXPECT_FALSE(names["blackbox"].empty()) << t;
     EXPECT_EQ(names["vigie"], names["blackbox"]) << t;
   }
+}
+
+// ---------------------------------------------------------------- in-process limits
+
+TEST(BlackboxEndpointLimits, BeyondMaxInFlightIs503AndStopCancels) {
+  FaultServer silent(FaultServer::Mode::never_answer);
+  boost::asio::io_context io;
+  CurlDriver curl(io);
+  ProbeContext ctx{io, curl, "", nullptr};
+  prometheus::Registry self;
+  auto cfg = parseConfig("modules:\n  http_2xx:\n    prober: http\n", "t.yaml");
+  HttpServer server(io);
+  server.listen("127.0.0.1:0");
+  auto endpoint = std::make_unique<BlackboxEndpoint>(
+      ctx, [cfg] { return cfg; }, self, BlackboxOptions{2});
+  endpoint->registerRoutes(server);
+  std::thread loop([&io] {
+    auto guard = boost::asio::make_work_guard(io);
+    io.run();
+  });
+  const std::string url =
+      fmt::format("http://127.0.0.1:{}/probe?target={}", server.port(), escape(silent.url("/")));
+  // Two probes hang on the silent server (10 s scrape timeout); the third is refused.
+  std::vector<std::thread> hanging;
+  std::vector<Http> answers(2);
+  for (int i = 0; i < 2; ++i) {
+    hanging.emplace_back(
+        [&, i] { answers[i] = get(url, {"X-Prometheus-Scrape-Timeout-Seconds: 10"}); });
+  }
+  ASSERT_TRUE(eventually(5s, [&] { return silent.accepted() >= 2; }));
+  const Http third = get(url);
+  EXPECT_EQ(third.status, 503) << third.body;
+  EXPECT_NE(third.body.find("too many probes running"), std::string::npos) << third.body;
+  // Stopping cancels both at once: their connections are closed unanswered.
+  const auto t0 = std::chrono::steady_clock::now();
+  boost::asio::post(io, [&] {
+    endpoint->stop();
+    server.stop();
+  });
+  for (auto& t : hanging) t.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  for (const auto& a : answers) EXPECT_EQ(a.status, 0);  // no answer
+  boost::asio::post(io, [&] {
+    EXPECT_EQ(endpoint->inFlight(), 0u);
+    endpoint.reset();
+    io.stop();
+  });
+  loop.join();
+  bool counted = false;
+  for (const auto& f : self.Collect()) {
+    if (f.name != "vigie_blackbox_requests_rejected_total") continue;
+    for (const auto& m : f.metric) {
+      for (const auto& l : m.label) {
+        if (l.value == "over_limit") counted = m.counter.value == 1;
+      }
+    }
+  }
+  EXPECT_TRUE(counted);
 }
 
 }  // namespace
