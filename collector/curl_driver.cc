@@ -181,7 +181,14 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
   static int onTimer(CURLM* /*multi*/, long timeout_ms, void* userp) {
     auto* self = static_cast<Impl*>(userp);
     if (timeout_ms < 0 || self->shutting_down) {
-      self->wanted.reset();  // a pending wait fires and finds nothing to do
+      // No timeout wanted (curl says so once, when its last transfer ends): drop the
+      // pending wait too, so an idle driver holds no work on the loop (a loop run
+      // until it has nothing to do returns now, not at a stale transfer timeout).
+      self->wanted.reset();
+      if (self->armed) {
+        self->armed.reset();
+        self->timer.cancel();
+      }
       return 0;
     }
     const auto now = std::chrono::steady_clock::now();
