@@ -431,4 +431,6 @@ void HttpServer::stop() {
 
 const HttpServerStats& HttpServer::stats() const { return state_->stats; }
 
+asio::io_context& HttpServer::io() const { return state_->io; }
+
 }  // namespace vigie

@@ -113,6 +113,10 @@ class HttpServer {
 
   const HttpServerStats& stats() const;
 
+  /// The io_context the server runs on: an asynchronous handler that works on
+  /// another thread posts its `respond` back there.
+  boost::asio::io_context& io() const;
+
   struct State;  // shared with the connections, which may outlive the server object
 
  private:

@@ -535,6 +535,19 @@ void addSnapshot(Sink& sink, const Snapshot& snap, std::string_view version) {
   }
 }
 
+void serializeFamilies(std::vector<MetricFamily> families, std::unordered_set<std::string>& seen,
+                       std::string& out) {
+  std::vector<MetricFamily> all;
+  for (auto& fam : families) {
+    if (fam.metric.empty() || !seen.insert(fam.name).second) continue;
+    all.push_back(std::move(fam));
+  }
+  if (all.empty()) return;
+  std::ostringstream text;
+  prometheus::TextSerializer().Serialize(text, all);
+  out.append(std::move(text).str());
+}
+
 void serializeOthers(const std::vector<const prometheus::Collectable*>& sources,
                      std::unordered_set<std::string>& seen, std::string& out) {
   std::vector<MetricFamily> all;
@@ -589,6 +602,21 @@ std::string renderSnapshotMetrics(const Snapshot* snapshot, std::string_view ver
   }
   sink.finish(out, seen);
   serializeOthers(others, seen, out);
+  return out;
+}
+
+std::string renderSnapshotMetricsWith(const Snapshot* snapshot, std::string_view version,
+                                      std::vector<MetricFamily> others) {
+  std::unordered_set<std::string> seen;
+  std::string out;
+  TextSink sink;
+  if (snapshot != nullptr) {
+    addSnapshot(sink, *snapshot, version);
+  } else {
+    addBuildInfo(sink, version);
+  }
+  sink.finish(out, seen);
+  serializeFamilies(std::move(others), seen, out);
   return out;
 }
 

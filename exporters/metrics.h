@@ -56,6 +56,10 @@ std::string renderMetrics(const std::vector<const prometheus::Collectable*>& sou
 /// family names already written. A null snapshot gives only vigie_build_info.
 std::string renderSnapshotMetrics(const Snapshot* snapshot, std::string_view version,
                                   const std::vector<const prometheus::Collectable*>& others);
+/// As above, with the other families already collected (so that rendering, which
+/// reads only the immutable snapshot and `others`, may run on another thread).
+std::string renderSnapshotMetricsWith(const Snapshot* snapshot, std::string_view version,
+                                      std::vector<prometheus::MetricFamily> others);
 
 /// Content-Type of renderMetrics()'s output.
 inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
