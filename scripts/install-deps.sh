@@ -8,7 +8,7 @@ packages=(
   libboost1.81-all-dev libboost-json1.81-dev libboost-url1.81-dev
   libcurl4-openssl-dev prometheus-cpp-dev libpqxx-dev libfmt-dev libyaml-cpp-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libssl-dev
-  libfuse3-dev fuse3 haproxy
+  libfuse3-dev fuse3 haproxy wrk
   nginx-light prometheus prometheus-alertmanager prometheus-blackbox-exporter postgresql
   chromium fonts-dejavu-core
   python3 python3-yaml systemd man-db
