@@ -75,6 +75,16 @@ def thread_cpu(pid, name):
     return total
 
 
+def run_delay(pid):
+    """Seconds the main (loop) thread of `pid` spent runnable but waiting for a CPU
+    (/proc/<pid>/task/<pid>/schedstat): what other processes' load costs it."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def status_kib(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -389,16 +399,18 @@ def measure_window(v, window_s, nginx=None, count_prefix=None):
     # the request arrives); the CPU of vigie's /metrics thread is counted apart.
     req0 = nginx.requests() if nginx else None
     c0, t0, r0 = cpu_seconds(v.pid), time.monotonic(), thread_cpu(v.pid, "vigie-metrics")
+    d0 = run_delay(v.pid)
     m0, scrape0, _ = try_metrics(v, errors)
     peak_fds, peak_rss = sample_while(v.pid, max(0.0, window_s - (time.monotonic() - t0)))
     req1 = nginx.requests() if nginx else None
     c1, t1, r1 = cpu_seconds(v.pid), time.monotonic(), thread_cpu(v.pid, "vigie-metrics")
+    d1 = run_delay(v.pid)
     m1, scrape1, size1 = try_metrics(v, errors)
     seen = req1 - req0 - 1 if nginx else None
     wall, render = t1 - t0, r1 - r0
     cpu = c1 - c0 - render
     r = {"wall_s": wall, "cpu_s": cpu, "core_share": cpu / wall, "errors": errors,
-         "metrics_render_cpu_s": render,
+         "metrics_render_cpu_s": render, "loop_wait_share": (d1 - d0) / wall,
          "rss_mib": status_kib(v.pid, "VmRSS") / 1024,
          "hwm_mib": status_kib(v.pid, "VmHWM") / 1024,
          "peak_rss_mib": peak_rss / 1024, "peak_fds": peak_fds,
@@ -681,7 +693,9 @@ def build_table(runs, mode):
         rows.append((sc, "CPU-µs per probe (x limit)",
                      f"{fmt(med(key, 'cpu_us_per_probe'))} ({fmt(ratio, 'x', 2)})",
                      "≤ 1.5x limit", verdict(None if ratio is None else ratio <= 1.5)))
-        rows.append((sc, "share of one core", fmt(100 * med(key, "core_share"), "%"), "", ""))
+        rows.append((sc, "share of one core (loop waiting for a CPU)",
+                     f"{fmt(100 * med(key, 'core_share'), '%')} "
+                     f"({fmt(100 * med(key, 'loop_wait_share'), '%')})", "", ""))
         p99 = med(key, "lag_p99_ms")
         rows.append((sc, "scheduler lag p50 / p99",
                      f"{fmt(med(key, 'lag_p50_ms'), ' ms', 2)} / {fmt(p99, ' ms', 1)}",
@@ -741,6 +755,9 @@ def build_table(runs, mode):
                      f"{fmt(fds)} ({h['max_in_flight']:,})", "≤ max_in_flight",
                      verdict(fds <= h["max_in_flight"] + 64)))
         rows.append((sc, "RSS peak (VmHWM)", fmt(med("hung", "hwm_mib"), " MiB", 1), "", ""))
+        rows.append((sc, "loop waiting for a CPU (healthy alone)",
+                     f"{fmt(100 * med('hung', 'loop_wait_share'), '%')} "
+                     f"({fmt(100 * med(base_key, 'loop_wait_share'), '%')})", "", ""))
         rows.append((sc, "CPU-µs per probe (all)", fmt(med("hung", "cpu_us_per_probe")), "", ""))
     if runs[0].get("probe"):
         sc = "/probe, wrk -c8 keep-alive, prober alone on one core"
