@@ -161,7 +161,12 @@ void aggregate(Snapshot& snap, SystemClock::time_point now) {
     visiting[i] = 0;
     done[i] = 1;
   };
-  for (std::size_t i = 0; i < snap.services.size(); ++i) resolve(i);
+  // Only a service down with dependencies can have a cause (resolve() reaches the
+  // dependencies it needs): the others cost nothing, every second, at any scale.
+  for (std::size_t i = 0; i < snap.services.size(); ++i) {
+    const ServiceStatus& svc = snap.services[i];
+    if (svc.underlying == ServiceState::down && !svc.service->depends_on.empty()) resolve(i);
+  }
 
   // Groups: configured ones in order, then "" for services without a group.
   std::unordered_map<std::string_view, std::size_t> groups;
