@@ -450,8 +450,10 @@ def timed_gets(port, path, count):
                               f"http://127.0.0.1:{port}{path}"],
                              capture_output=True, text=True)
         code, total, size = out.stdout.split()
-        if code != "200":
-            raise RuntimeError(f"GET {path} answered {code} {out.stderr.strip()}")
+        if code != "200" or out.returncode != 0:  # 18: cut before Content-Length
+            raise RuntimeError(f"GET {path} answered {code} after {float(total):.1f} s, "
+                               f"{int(size):,} bytes read (curl exit {out.returncode}: "
+                               f"{out.stderr.strip()})")
         times.append(float(total))
         size = int(size)
     return statistics.median(times), max(times), size

@@ -2,7 +2,7 @@
 # vigie's benchmark in one command: builds vigie (RelWithDebInfo, -O2, as the .deb
 # ships it) in build-release/, then measures every scenario and prints one table.
 #   bench/run.sh            quick mode (under 3 minutes)
-#   bench/run.sh --full     full mode: 3 runs of 30 s windows, medians (about 15 minutes)
+#   bench/run.sh --full     full mode: 3 runs of 30 s windows, medians (about 20 minutes)
 #   bench/run.sh --full --results bench/RESULTS.md   also writes the table there
 # Other options (--only sched,limit,hung,probe, --sizes, --runs, --window, --json FILE)
 # go to bench/bench.py. Needs nginx and wrk (and prometheus-blackbox-exporter for the
