@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <mutex>
 #include <optional>
-#include <pqxx/pqxx>
 #include <string>
 #include <utility>
 #include <vector>
@@ -192,10 +191,11 @@ Result connectFailure(const std::string& message, const std::string& target) {
   return Result::failure(reason, std::move(detail));
 }
 
-Result sqlFailure(const pqxx::sql_error& e, std::string_view what) {
-  const Reason reason = postgresSqlReason(e.sqlstate());
-  std::string detail = oneLine(e.what());
-  if (!e.sqlstate().empty()) detail += fmt::format(" (SQLSTATE {})", e.sqlstate());
+Result sqlFailure(const std::string& message, const std::string& sqlstate,
+                  std::string_view what) {
+  const Reason reason = postgresSqlReason(sqlstate);
+  std::string detail = oneLine(message);
+  if (!sqlstate.empty()) detail += fmt::format(" (SQLSTATE {})", sqlstate);
   if (reason == Reason::timeout) {
     detail = fmt::format("{} cancelled by statement_timeout: {}", what, detail);
   } else {
@@ -206,6 +206,50 @@ Result sqlFailure(const pqxx::sql_error& e, std::string_view what) {
 
 void setPhase(std::atomic<Phase>* phase, Phase p) {
   if (phase) phase->store(p, std::memory_order_relaxed);
+}
+
+// libpq handles, freed on every path.
+struct Conn {
+  PGconn* c = nullptr;
+  ~Conn() {
+    if (c) PQfinish(c);
+  }
+};
+struct Res {
+  PGresult* r = nullptr;
+  ~Res() {
+    if (r) PQclear(r);
+  }
+};
+
+// One statement, blocking. A failure says what the server or libpq said, with
+// its SQLSTATE; a connection lost meanwhile (the backend terminated, the server
+// killed or gone) says so with libpq's own words, which libpqxx 6.4 loses ("Could
+// not obtain client encoding"): that is why the probe talks to libpq itself.
+std::optional<Result> exec(PGconn* conn, const std::string& sql, std::string_view what,
+                           const std::string& target, Res& out) {
+  out.r = PQexec(conn, sql.c_str());
+  const ExecStatusType st = out.r ? PQresultStatus(out.r) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
+    return std::nullopt;
+  }
+  const char* state = out.r ? PQresultErrorField(out.r, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string sqlstate = state ? state : "";
+  std::string message = out.r ? PQresultErrorMessage(out.r) : "";
+  if (message.empty()) message = PQerrorMessage(conn);
+  const Reason reason = postgresSqlReason(sqlstate);
+  if (PQstatus(conn) == CONNECTION_BAD &&
+      (sqlstate.empty() || reason == Reason::connect)) {
+    std::string why = oneLine(PQerrorMessage(conn));
+    if (why.empty()) why = oneLine(message);
+    return Result::failure(
+        Reason::connect, fmt::format("connection to {} lost during the {}: {}", target, what, why));
+  }
+  if (st != PGRES_FATAL_ERROR && st != PGRES_NONFATAL_ERROR && st != PGRES_BAD_RESPONSE) {
+    return Result::failure(Reason::query, fmt::format("{} failed: unexpected result {}", what,
+                                                      PQresStatus(st)));
+  }
+  return sqlFailure(message, sqlstate, what);
 }
 
 // The attempt, blocking. `phase` (may be null) follows it for the loop's
@@ -220,23 +264,20 @@ Result runAttempt(const PostgresSpec& spec, const ParsedDsn& dsn, SteadyClock::t
 
   setPhase(phase, Phase::connect);
   const auto connect_start = SteadyClock::now();
-  std::optional<pqxx::connection> conn;
-  try {
-    conn.emplace(conninfoWithTimeouts(dsn, deadline - connect_start));
-  } catch (const pqxx::broken_connection& e) {
-    return connectFailure(e.what(), target);
-  } catch (const std::exception& e) {
-    return Result::failure(Reason::connect,
-                           fmt::format("connect to {}: {}", target, oneLine(e.what())));
+  Conn conn;
+  conn.c = PQconnectdb(conninfoWithTimeouts(dsn, deadline - connect_start).c_str());
+  if (conn.c == nullptr) {
+    return Result::failure(Reason::connect, fmt::format("connect to {}: out of memory", target));
   }
+  if (PQstatus(conn.c) != CONNECTION_OK) return connectFailure(PQerrorMessage(conn.c), target);
   const double connect_seconds = secondsSince(connect_start);
 
   Result r = Result::ok();
-  r.version = versionString(conn->server_version());
+  r.version = versionString(PQserverVersion(conn.c));
   r.info["server_version"] = r.version;
   r.info["connect_seconds"] = fmt::format("{:.6f}", connect_seconds);
-  if (const char* db = conn->dbname()) r.info["database"] = db;
-  if (const char* user = conn->username()) r.info["user"] = user;
+  if (const char* db = PQdb(conn.c)) r.info["database"] = db;
+  if (const char* user = PQuser(conn.c)) r.info["user"] = user;
   auto failed = [&r](Result f) {
     f.version = r.version;
     f.info = r.info;
@@ -250,49 +291,46 @@ Result runAttempt(const PostgresSpec& spec, const ParsedDsn& dsn, SteadyClock::t
                                      connect_seconds)));
   }
   setPhase(phase, Phase::query);
-  std::string what = "setup";
-  try {
-    pqxx::nontransaction tx(*conn);
-    const auto ms = std::max<std::int64_t>(
-        1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count());
-    // The server cancels a query still running at the deadline, which frees
-    // this worker instead of leaving it waiting for a result nobody wants.
-    tx.exec(fmt::format("SET statement_timeout = {}", ms));
-    const pqxx::result meta =
-        tx.exec("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')");
-    if (!meta.empty() && meta.columns() >= 2) {
-      r.info["in_recovery"] = boolWord(meta[0][0].c_str());
-      r.info["read_only"] = boolWord(meta[0][1].c_str());
+  const auto ms = std::max<std::int64_t>(
+      1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count());
+  // The server cancels a query still running at the deadline, which frees
+  // this worker instead of leaving it waiting for a result nobody wants.
+  {
+    Res set;
+    if (auto f = exec(conn.c, fmt::format("SET statement_timeout = {}", ms), "setup", target, set)) {
+      return failed(std::move(*f));
     }
-    what = "query";
-    const auto query_start = SteadyClock::now();
-    const pqxx::result res = tx.exec(spec.query);
-    r.info["query_seconds"] = fmt::format("{:.6f}", secondsSince(query_start));
-    if (spec.expect) {
-      std::string got;
-      if (res.empty() || res.columns() == 0) {
-        got = "no rows";
-      } else if (res[0][0].is_null()) {
-        got = "NULL";
-      } else if (res[0][0].c_str() == *spec.expect) {
-        return r;
-      } else {
-        got = fmt::format("\"{}\"", oneLine(res[0][0].c_str()));
-      }
-      return failed(Result::failure(Reason::query,
-                                    fmt::format("expected \"{}\", got {}", *spec.expect, got)));
-    }
-    return r;
-  } catch (const pqxx::broken_connection& e) {
-    return failed(Result::failure(
-        Reason::connect,
-        fmt::format("connection to {} lost during the {}: {}", target, what, oneLine(e.what()))));
-  } catch (const pqxx::sql_error& e) {
-    return failed(sqlFailure(e, what));
-  } catch (const std::exception& e) {
-    return failed(
-        Result::failure(Reason::query, fmt::format("{} failed: {}", what, oneLine(e.what()))));
   }
+  {
+    Res meta;
+    if (auto f = exec(conn.c, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')",
+                      "setup", target, meta)) {
+      return failed(std::move(*f));
+    }
+    if (PQntuples(meta.r) > 0 && PQnfields(meta.r) >= 2) {
+      r.info["in_recovery"] = boolWord(PQgetvalue(meta.r, 0, 0));
+      r.info["read_only"] = boolWord(PQgetvalue(meta.r, 0, 1));
+    }
+  }
+  const auto query_start = SteadyClock::now();
+  Res res;
+  if (auto f = exec(conn.c, spec.query, "query", target, res)) return failed(std::move(*f));
+  r.info["query_seconds"] = fmt::format("{:.6f}", secondsSince(query_start));
+  if (spec.expect) {
+    std::string got;
+    if (PQntuples(res.r) == 0 || PQnfields(res.r) == 0) {
+      got = "no rows";
+    } else if (PQgetisnull(res.r, 0, 0)) {
+      got = "NULL";
+    } else if (PQgetvalue(res.r, 0, 0) == *spec.expect) {
+      return r;
+    } else {
+      got = fmt::format("\"{}\"", oneLine(PQgetvalue(res.r, 0, 0)));
+    }
+    return failed(
+        Result::failure(Reason::query, fmt::format("expected \"{}\", got {}", *spec.expect, got)));
+  }
+  return r;
 }
 
 }  // namespace

@@ -1,9 +1,10 @@
 #pragma once
 /// \file
 /// The PostgreSQL probe: connect, authenticate, run one query, report the
-/// server's version and whether it is in recovery or read-only. libpqxx 6.4
-/// only blocks, so each attempt runs on the database WorkerPool and posts its
-/// result back.
+/// server's version and whether it is in recovery or read-only. It uses libpq's
+/// blocking calls directly (libpqxx 6.4 loses libpq's message when a connection
+/// breaks mid-query), so each attempt runs on the database WorkerPool and posts
+/// its result back.
 
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>

@@ -7,17 +7,21 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <iostream>
 #include <prometheus/registry.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <regex>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "collector/config.h"
@@ -451,6 +455,102 @@ TEST(PostgresProbe, CancelAndDestroyWhileTheJobRuns) {
   loop.runUntil([] { return false; }, 50ms);
   EXPECT_FALSE(called);
   EXPECT_EQ(loop.pool.busy(), 0u);
+}
+
+// Starts `query` through the probe and, once the server shows it running, calls
+// `kill` from another thread (what an operator or a crash does to a busy server).
+Timed probeKilledMidQuery(Postgres* pg, const std::string& query,
+                          const std::function<void()>& kill) {
+  Loop loop(2);
+  const std::string dsn = pg->dsn(Postgres::user(), Postgres::password(), Postgres::database());
+  std::atomic<bool> seen{false};
+  std::thread killer([&] {
+    const auto until = SteadyClock::now() + 5s;
+    while (SteadyClock::now() < until) {
+      const std::string n = pg->sql(
+          "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = " +
+          sqlLiteral(query));
+      if (n != "0\n") {
+        seen = true;
+        kill();
+        return;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  const Timed t = probeOnce(loop, spec(dsn, query), 8s);
+  killer.join();
+  EXPECT_TRUE(seen) << "the query never showed in pg_stat_activity";
+  loop.runUntil([&] { return loop.pool.busy() == 0; }, 3s);
+  EXPECT_EQ(loop.pool.busy(), 0u) << "the worker is free again";
+  return t;
+}
+
+TEST(PostgresProbe, BackendTerminatedDuringTheQueryIsAPreciseFailureAndTheNextAttemptRecovers) {
+  REQUIRE_CLUSTER(pg);
+  const std::string query = "SELECT pg_sleep(4) AS terminated_here";
+  const Timed t = probeKilledMidQuery(pg, query, [&] {
+    pg->sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = " +
+            sqlLiteral(query));
+  });
+  ASSERT_TRUE(t.result);
+  EXPECT_EQ(t.result->status, Status::fail);
+  EXPECT_EQ(t.result->reason, Reason::connect) << t.result->detail;
+  EXPECT_LT(t.wall, 3.0) << "failed when the backend went, not at the deadline";
+  std::cout << fmt::format("backend terminated mid-query: failed after {:.2f} s: {}\n", t.wall,
+                           t.result->detail);
+  EXPECT_EQ(t.result->detail.rfind(fmt::format("connection to 127.0.0.1:{}/app lost during the "
+                                               "query: ",
+                                               pg->port()),
+                                   0),
+            0u)
+      << t.result->detail;
+  EXPECT_NE(t.result->detail.find("terminating connection due to administrator command"),
+            std::string::npos)
+      << t.result->detail;
+  EXPECT_EQ(t.result->detail.find('\n'), std::string::npos) << t.result->detail;
+  EXPECT_EQ(t.result->info.at("database"), "app") << "what was known before the loss stays";
+  expectNoSecret(*t.result, Postgres::password());
+
+  const Timed next = probeOnce(spec(pg->dsn(Postgres::user(), Postgres::password(), "app")));
+  ASSERT_TRUE(next.result);
+  EXPECT_EQ(next.result->status, Status::ok) << next.result->detail;
+}
+
+// Stops the shared cluster (and starts it again): runs after the tests above.
+TEST(PostgresProbe, YServerKilledDuringTheQueryIsAPreciseFailureAndTheNextAttemptRecovers) {
+  REQUIRE_CLUSTER(pg);
+  const std::string query = "SELECT pg_sleep(4) AS killed_here";
+  const Timed t = probeKilledMidQuery(pg, query, [&] { pg->stop(); });
+  ASSERT_TRUE(t.result);
+  EXPECT_EQ(t.result->status, Status::fail);
+  EXPECT_EQ(t.result->reason, Reason::connect) << t.result->detail;
+  EXPECT_LT(t.wall, 3.5) << "failed when the server went, not at the deadline";
+  std::cout << fmt::format("server stopped (immediate) mid-query: failed after {:.2f} s: {}\n",
+                           t.wall, t.result->detail);
+  EXPECT_NE(t.result->detail.find("server closed the connection unexpectedly"),
+            std::string::npos)
+      << t.result->detail;
+  EXPECT_EQ(t.result->detail.rfind(fmt::format("connection to 127.0.0.1:{}/app lost during the "
+                                               "query: ",
+                                               pg->port()),
+                                   0),
+            0u)
+      << t.result->detail;
+  EXPECT_EQ(t.result->detail.find('\n'), std::string::npos) << t.result->detail;
+  expectNoSecret(*t.result, Postgres::password());
+
+  // While it is down: refused at connect; once back, the next attempt passes.
+  const std::string dsn = pg->dsn(Postgres::user(), Postgres::password(), Postgres::database());
+  const Timed down = probeOnce(spec(dsn));
+  ASSERT_TRUE(down.result);
+  EXPECT_EQ(down.result->reason, Reason::connect) << down.result->detail;
+  EXPECT_NE(down.result->detail.find("Connection refused"), std::string::npos)
+      << down.result->detail;
+  pg->start();
+  const Timed next = probeOnce(spec(dsn));
+  ASSERT_TRUE(next.result);
+  EXPECT_EQ(next.result->status, Status::ok) << next.result->detail;
 }
 
 // Runs last in this file: it stops the shared cluster (and starts it again).
