@@ -728,7 +728,12 @@ class PostgresHistoryStore final : public HistoryStore {
     return true;
   }
 
-  void lost(std::optional<pqxx::connection>& conn, const std::string& why) {
+  void lost(std::optional<pqxx::connection>& conn, std::string why) {
+    // libpqxx 6.4 loses libpq's message when the server closes the connection
+    // under a statement; say what happened instead of its stand-in.
+    if (why.find("Could not obtain client encoding") != std::string::npos) {
+      why = "the server closed the connection";
+    }
     conn.reset();
     setConnected(false);
     addError();
@@ -742,6 +747,20 @@ class PostgresHistoryStore final : public HistoryStore {
     }
   }
 
+  // Rows dropped because the queue was full (the database away or slow) say so in
+  // the log: at once, then at most every 10 s while it lasts.
+  void reportDrops(Clock::time_point now) {
+    const std::uint64_t dropped = dropped_.load();
+    if (dropped == drops_reported_ || now < next_drop_report_) return;
+    spdlog::warn(
+        "history store: {} history rows dropped ({} in all): the queue holds at most {} rows "
+        "while {} is {}; the oldest go first (vigie_history_dropped_total)",
+        dropped - drops_reported_, dropped, options_.queue_capacity, redacted_,
+        connected_.load() ? "slow" : "away");
+    drops_reported_ = dropped;
+    next_drop_report_ = now + std::chrono::seconds(10);
+  }
+
   void run() {
     std::optional<pqxx::connection> conn;
     auto backoff = options_.retry_min;
@@ -752,6 +771,7 @@ class PostgresHistoryStore final : public HistoryStore {
     std::unique_lock lk(mu_);
     for (;;) {
       const auto now = Clock::now();
+      reportDrops(now);
       const std::size_t pending = results_.size() + events_.size() + buckets_.size();
       if (stopping_ && (!conn || pending == 0 || now >= close_deadline_)) break;
       if (!conn) {
@@ -846,6 +866,8 @@ class PostgresHistoryStore final : public HistoryStore {
   std::map<BucketKey, BucketCounts> buckets_;
 
   // Writer thread only.
+  std::uint64_t drops_reported_ = 0;
+  Clock::time_point next_drop_report_{};
   bool down_reported_ = false;
   bool dsn_reported_ = false;
   Clock::time_point down_since_{};

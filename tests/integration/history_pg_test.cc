@@ -11,13 +11,17 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 #include <signal.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -114,6 +118,41 @@ std::int32_t bucketIndex(int tier, SystemClock::time_point t) {
       std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count() /
       UptimeTracker::kWidthSeconds[static_cast<std::size_t>(tier)]);
 }
+
+// What vigie logs while it lives (spdlog's default logger, as main sets it up).
+class CaptureSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  std::string text() {
+    std::lock_guard lock(mutex_);
+    return out_;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t buf;
+    formatter_->format(msg, buf);
+    out_.append(buf.data(), buf.size());
+  }
+  void flush_() override {}
+
+ private:
+  std::string out_;
+};
+
+class LogCapture {
+ public:
+  LogCapture() : sink_(std::make_shared<CaptureSink>()) {
+    spdlog::default_logger()->sinks().push_back(sink_);
+  }
+  ~LogCapture() {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+  }
+  std::string text() { return sink_->text(); }
+
+ private:
+  std::shared_ptr<CaptureSink> sink_;
+};
 
 // --- The store by itself ---
 
@@ -313,6 +352,7 @@ TEST(PostgresHistoryStore, UnreachableDatabaseGivesAnEmptyRestoreAndNeverBlocksR
   HistoryConfig c;
   c.store = "postgres";
   c.dsn = fmt::format("postgresql://u:s3cret-pw@127.0.0.1:{}/x?sslmode=disable", freePort());
+  LogCapture log;
   auto store = makePostgresHistoryStore(c, nullptr, fastOptions());
   const auto t0 = std::chrono::steady_clock::now();
   auto restored = store->restore();
@@ -330,10 +370,23 @@ TEST(PostgresHistoryStore, UnreachableDatabaseGivesAnEmptyRestoreAndNeverBlocksR
   EXPECT_FALSE(s.connected);
   EXPECT_EQ(s.dropped, 100000u);
   EXPECT_GE(s.errors, 1u);
+  // ... and the log says so, once, without the password.
+  ASSERT_TRUE(eventually(3s, [&] {
+    return log.text().find(" history rows dropped (") != std::string::npos;
+  })) << log.text();
+  EXPECT_NE(log.text().find("the queue holds at most 100000 rows while "
+                            "postgresql://u:***@127.0.0.1:"),
+            std::string::npos)
+      << log.text();
+  EXPECT_NE(log.text().find("is away; the oldest go first (vigie_history_dropped_total)"),
+            std::string::npos)
+      << log.text();
+  EXPECT_EQ(log.text().find("s3cret-pw"), std::string::npos) << log.text();
 }
 
 TEST(PostgresHistoryStore, KeepsWhatWaitsWhileTheDatabaseIsAwayAndWritesItOnReconnect) {
   const auto db = freshDatabase("h_away");
+  LogCapture log;
   auto store = makePostgresHistoryStore(historyConfig(db), nullptr, fastOptions());
   store->restore();
   auto record = [&](int n) {
@@ -354,6 +407,13 @@ TEST(PostgresHistoryStore, KeepsWhatWaitsWhileTheDatabaseIsAwayAndWritesItOnReco
   EXPECT_TRUE(store->stats().connected);
   EXPECT_EQ(store->stats().dropped, 0u);
   EXPECT_EQ(count(db, "vigie_results"), 200);
+  // One line when it goes, one when it is back; each says what happened.
+  EXPECT_NE(log.text().find(": the server closed the connection; probing goes on"),
+            std::string::npos)
+      << log.text();
+  EXPECT_NE(log.text().find("history store: reconnected to postgresql://vigie:***@"),
+            std::string::npos)
+      << log.text();
 }
 
 TEST(PostgresHistoryStore, WritesThousandsOfRowsPerSecond) {
@@ -587,6 +647,19 @@ TEST_F(VigieWithPostgres, KeepsProbingWhileTheDatabaseIsAwayAndCatchesUpAfter) {
   EXPECT_NE(vigie->output().find("history store: lost the database"), std::string::npos)
       << vigie->output();
 
+  // A down spell while the database is away: the state in memory follows it.
+  ::unlink((nginx_.root() + "/ok.txt").c_str());
+  ASSERT_TRUE(eventually(5s, [&] {
+    auto c = checkDoc(base_, "web/page");
+    return c && c->at("state").as_string() == "down";
+  })) << vigie->output();
+  writeFile(nginx_.root() + "/ok.txt", "ok\n");
+  ASSERT_TRUE(eventually(5s, [&] {
+    auto c = checkDoc(base_, "web/page");
+    return c && c->at("state").as_string() == "up";
+  })) << vigie->output();
+  EXPECT_EQ(metricValue(get(base_ + "/metrics").body, "vigie_history_connected"), 0);
+
   pg().start();
   const auto t0 = std::chrono::steady_clock::now();
   const auto probed_while_away = resultsTotal(*checkDoc(base_, "web/page"));
@@ -604,8 +677,27 @@ TEST_F(VigieWithPostgres, KeepsProbingWhileTheDatabaseIsAwayAndCatchesUpAfter) {
   EXPECT_EQ(metricValue(metrics, "vigie_history_dropped_total"), 0);
   EXPECT_NE(vigie->output().find("history store: reconnected"), std::string::npos)
       << vigie->output();
+  ASSERT_TRUE(eventually(5s, [&] {
+    return count(db, "vigie_events WHERE name = 'web/page' AND to_state = 'up'") == 1;
+  })) << "the changes made while the database was away are written";
   expectNoPassword(vigie->output(), "the log");
   expectNoPassword(metrics, "/metrics");
+
+  // A restart shows the down spell that happened while the database was away.
+  const auto total = resultsTotal(*checkDoc(base_, "web/page"));
+  EXPECT_EQ(vigie->stop(), 0);
+  vigie = startVigie(db, dir_ + "/log2");
+  std::optional<boost::json::object> after;
+  ASSERT_TRUE(eventually(10s, [&] { return (after = checkDoc(base_, "web/page")).has_value(); }))
+      << vigie->output();
+  const auto& changes = after->at("changes").as_array();
+  ASSERT_GE(changes.size(), 2u) << boost::json::serialize(*after);
+  EXPECT_EQ(changes[changes.size() - 2].at("to").as_string(), "down");
+  EXPECT_EQ(changes.back().at("to").as_string(), "up");
+  EXPECT_GE(after->at("recent").as_array().size(),
+            std::min<std::uint64_t>(total, CheckStatus::kRecentResults))
+      << "every result was written, and the newest are restored";
+  expectNoPassword(vigie->output(), "the second log");
 }
 
 TEST_F(VigieWithPostgres, StartsWithTheDatabaseUnreachableAndSaysSoWithoutThePassword) {
