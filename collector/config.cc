@@ -327,7 +327,11 @@ class Loader {
   };
 
   static std::string describe(const Node& n) {
-    if (n.data().kind == NodeKind::scalar) return "a scalar " + quote(n.data().value);
+    if (n.data().kind == NodeKind::scalar) {
+      // A value from ${ENV} may be a secret (`auth: ${TOKEN}` written by mistake).
+      if (n.data().from_env) return "a scalar set from the environment";
+      return "a scalar " + quote(n.data().value);
+    }
     return nodeKindName(n.data().kind);
   }
 
@@ -799,12 +803,48 @@ class Loader {
     duration(f["grace"], f.path("grace"), h.grace, false);
     if (f.required("token")) {
       str(f["token"], f.path("token"), h.token);
-      if (h.token.size() < 16) {
-        error(*f["token"], f.path("token"),
-              fmt::format("the token is {} characters long, at least 16 are needed (anyone who "
-                          "can reach vigie could guess it): try `openssl rand -hex 16`",
-                          h.token.size()));
+      tokenStrength(*f["token"], f.path("token"), h.token);
+    }
+  }
+
+  // A token anyone could guess protects nothing; one a client cannot send as
+  // `Authorization: Bearer <token>` locks everyone out.
+  void tokenStrength(const Node& n, const std::string& path, const std::string& token) {
+    if (token.size() < 16) {
+      error(n, path,
+            fmt::format("the token is {} characters long, at least 16 are needed (anyone who "
+                        "can reach vigie could guess it): try `openssl rand -hex 16`",
+                        token.size()));
+      return;
+    }
+    for (const char c : token) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u <= 0x20 || u >= 0x7f) {
+        error(n, path,
+              "the token must be printable ASCII without spaces (it is sent as "
+              "`Authorization: Bearer <token>`)");
+        return;
       }
+    }
+  }
+
+  void auth(const Node& n, AuthConfig& a) {
+    Fields f(*this, n, "auth", {"admin_token", "read_token", "protect_metrics"});
+    if (n.data().kind != NodeKind::map) return;
+    if (str(f["admin_token"], f.path("admin_token"), a.admin_token)) {
+      tokenStrength(*f["admin_token"], f.path("admin_token"), a.admin_token);
+    }
+    if (str(f["read_token"], f.path("read_token"), a.read_token)) {
+      tokenStrength(*f["read_token"], f.path("read_token"), a.read_token);
+      if (!a.admin_token.empty() && a.read_token == a.admin_token) {
+        error(*f["read_token"], f.path("read_token"),
+              "must differ from admin_token (whoever reads could also reload)");
+      }
+    }
+    boolean(f["protect_metrics"], f.path("protect_metrics"), a.protect_metrics);
+    if (a.protect_metrics && !f["read_token"]) {
+      error(*f["protect_metrics"], f.path("protect_metrics"),
+            "needs read_token (the token Prometheus sends as its bearer token)");
     }
   }
 
@@ -1104,7 +1144,7 @@ class Loader {
     }
     Fields f(*this, root, "",
              {"listen", "location", "defaults", "max_in_flight", "groups", "services", "clusters",
-              "maintenance", "modules", "history"});
+              "maintenance", "modules", "history", "auth"});
     hostPort(f["listen"], "listen", cfg.listen, true);
     str(f["location"], "location", cfg.location);
     if (const Node* d = f["defaults"]) {
@@ -1238,6 +1278,8 @@ class Loader {
       }
       duration(hf["retention"], hf.path("retention"), cfg.history.retention, true);
     }
+
+    if (const Node* a = f["auth"]) auth(*a, cfg.auth);
 
     crossCheck(cfg, group_refs, deps, service_refs, f["groups"] != nullptr);
   }

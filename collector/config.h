@@ -165,6 +165,18 @@ struct HistoryConfig {
   Duration retention{std::chrono::hours(24 * 30)};
 };
 
+/// Optional bearer tokens for vigie's own HTTP server (README "Security"). Empty:
+/// not set. Compared in constant time; never logged or served.
+struct AuthConfig {
+  /// POST /-/reload needs it (without it, reloading over HTTP is off); it also opens
+  /// everything `read_token` protects.
+  std::string admin_token;
+  /// When set, the API, the page and the badges need it (or admin_token).
+  std::string read_token;
+  /// /metrics needs read_token (or admin_token) too; needs read_token set.
+  bool protect_metrics = false;
+};
+
 struct Defaults {
   Duration interval{30000};
   Duration timeout{5000};
@@ -191,6 +203,7 @@ struct Config {
   std::vector<MaintenanceWindow> maintenance;
   std::map<std::string, ModuleConfig> modules;
   HistoryConfig history;
+  AuthConfig auth;
   std::string source_file;
   /// Which share of the checks this process runs (0/1 unless sharded).
   ShardSpec shard;

@@ -90,6 +90,7 @@ class TreeBuilder : public YAML::EventHandler {
         std::vector<std::string> missing;
         std::string error;
         d.value = substituteEnv(value, env_, missing, &error);
+        d.from_env = d.value != value;
         if (!error.empty()) {
           d.error = error;
         } else if (missing.size() == 1) {

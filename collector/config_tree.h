@@ -25,6 +25,9 @@ struct NodeData {
   std::string value;  // scalar text after ${ENV} substitution; empty otherwise
   NodeKind kind = NodeKind::null;
   bool quoted = false;  // a quoted scalar ("true" quoted is text, not a bool)
+  /// The value came (partly) from ${ENV}: perhaps a secret, so messages that
+  /// would quote it do not.
+  bool from_env = false;
   int line = 0;         // 1-based position of the value itself
   int column = 0;
   int key_line = 0;  // 1-based line of the key that holds it (0 for items/root)

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/json.hpp>
 
 #include <cstdlib>
 #include <iostream>
@@ -23,9 +24,11 @@
 #include "collector/peers.h"
 #include "collector/probe_cli.h"
 #include "collector/shard.h"
+#include "exporters/auth.h"
 #include "exporters/blackbox_probe.h"
 #include "exporters/haproxy_agent.h"
 #include "exporters/http_server.h"
+#include "exporters/json_util.h"
 #include "exporters/dashboard.h"
 #include "exporters/push.h"
 #include "exporters/routes.h"
@@ -92,6 +95,36 @@ struct RunOptions {
   double peers_interval = 5;  // seconds
   double watch_interval = 0;  // seconds between looks at the config file; 0: no watch
 };
+
+// The answer to POST /-/reload. Config errors name the file and line, never a
+// secret (the loader redacts DSNs and never quotes tokens).
+HttpResponse reloadResponse(unsigned status, const std::string& message) {
+  HttpResponse res;
+  res.headers.emplace_back("Cache-Control", "no-store");
+  res.status = status;
+  res.content_type = "application/json";
+  boost::json::object o;
+  if (status == 200) {
+    o["reloaded"] = true;
+    o["summary"] = message;
+  } else {
+    o["reloaded"] = false;
+    o["error"] = status == 422 ? "the file was refused, the running configuration stays" : message;
+    boost::json::array errors;
+    std::size_t start = 0;
+    while (status == 422 && start < message.size()) {
+      const auto nl = message.find('\n', start);
+      const auto line = message.substr(start, nl == std::string::npos ? std::string::npos
+                                                                       : nl - start);
+      if (!line.empty()) errors.emplace_back(sanitizeUtf8(line, 1024));
+      if (nl == std::string::npos) break;
+      start = nl + 1;
+    }
+    if (status == 422) o["errors"] = std::move(errors);
+  }
+  res.body = boost::json::serialize(o) + "\n";
+  return res;
+}
 
 // The key's owner when another replica runs it, for heartbeat pushes sent to us.
 std::optional<PushElsewhere> pushOwner(const Config& full, const PeerCollector* peers,
@@ -234,24 +267,30 @@ int run(const RunOptions& opts) {
                opts.config_path.empty() ? "(demo)" : opts.config_path);
 
   // Reload: read and validate off the loop (a 50,000-check file takes a while),
-  // then apply on the loop, all or nothing.
+  // then apply on the loop, all or nothing. `done(status, message)` runs on the
+  // loop: 200 applied, 409 not started, 422 refused (for POST /-/reload).
   std::thread reloader;
   bool reloading = false;
-  // One reload at a time, whatever asked for it (SIGHUP, a changed file).
-  std::function<void(std::string_view)> reload = [&](std::string_view why) {
+  using ReloadDone = std::function<void(unsigned, const std::string&)>;
+  // One reload at a time, whatever asked for it (SIGHUP, a changed file, POST /-/reload).
+  std::function<void(std::string_view, ReloadDone)> reload = [&](std::string_view why,
+                                                                  ReloadDone done) {
+    if (!done) done = [](unsigned, const std::string&) {};
     if (opts.config_path.empty()) {
       spdlog::warn("{} ignored: the demo runs on its embedded configuration", why);
+      done(409, "the demo runs on its embedded configuration");
       return;
     }
     if (reloading) {
       spdlog::warn("{} ignored: a reload is already running", why);
+      done(409, "a reload is already running");
       return;
     }
     reloading = true;
     spdlog::info("reloading {} after {}", opts.config_path, why);
     if (reloader.joinable()) reloader.join();
     reloader = std::thread([&io, &engine, &agents, &reloading, &full, &peers, shard,
-                            path = opts.config_path] {
+                            path = opts.config_path, done = std::move(done)] {
       std::shared_ptr<const Config> next;
       std::string error;
       try {
@@ -266,12 +305,13 @@ int run(const RunOptions& opts) {
         mine = std::make_shared<const Config>(filterForShard(*next, shard));
         next = whole;
       }
-      boost::asio::post(io, [&engine, &agents, &reloading, &full, &peers, next, mine, error,
-                             path] {
+      boost::asio::post(io, [&engine, &agents, &reloading, &full, &peers, next, mine, error, path,
+                             done] {
         reloading = false;
         if (!next) {
           spdlog::error("reload of {} refused, the running configuration stays:\n{}", path, error);
           engine.noteReload(false, path);
+          done(422, error);
           return;
         }
         try {
@@ -283,10 +323,12 @@ int run(const RunOptions& opts) {
           std::size_t n = 0;
           for (const auto& s : next->services) n += s.checks.size();
           spdlog::info("reloaded {}: {} services, {} checks", path, next->services.size(), n);
+          done(200, fmt::format("{} services, {} checks", next->services.size(), n));
         } catch (const std::exception& e) {
           spdlog::error("reload of {} refused, the running configuration stays: {}", path,
                         e.what());
           engine.noteReload(false, path);
+          done(422, e.what());
         }
       });
     });
@@ -297,10 +339,19 @@ int run(const RunOptions& opts) {
     hup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
       wait_hup();
-      reload("SIGHUP");
+      reload("SIGHUP", nullptr);
     });
   };
   wait_hup();
+  // As Prometheus' lifecycle endpoint; the guard lets only auth.admin_token through.
+  server.routeAsync(boost::beast::http::verb::post, "/-/reload",
+                    [&reload](const HttpRequest&, HttpRespond respond) {
+                      reload("POST /-/reload", [respond](unsigned status,
+                                                         const std::string& message) {
+                        respond(reloadResponse(status, message));
+                      });
+                    });
+  server.setGuard(makeAuthGuard([&full] { return full; }));
 
   // A Kubernetes ConfigMap volume updates by swapping a symlink (..data): the
   // file's path stays, its target changes. Watch the file's identity (the
@@ -310,7 +361,7 @@ int run(const RunOptions& opts) {
     watcher = std::make_unique<ConfigWatcher>(
         io, opts.config_path,
         std::chrono::milliseconds(static_cast<long>(opts.watch_interval * 1000)),
-        [&reload] { reload("a change of the configuration file"); });
+        [&reload] { reload("a change of the configuration file", nullptr); });
     watcher->start();
   }
 

@@ -373,12 +373,13 @@ namespace {
 // One GET /api/v1/checks: resolve, connect, write, read under one deadline.
 struct Fetch : std::enable_shared_from_this<Fetch> {
   Fetch(asio::io_context& io, std::string host, std::string port, std::size_t max_body,
-        std::function<void(std::string, std::string)> done)
+        std::string token, std::function<void(std::string, std::string)> done)
       : resolver(io),
         stream(io),
         deadline(io),
         host(std::move(host)),
         port(std::move(port)),
+        token(std::move(token)),
         done(std::move(done)) {
     parser.body_limit(max_body);
     parser.header_limit(16 * 1024);
@@ -397,6 +398,8 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
     req.set(http::field::user_agent, "vigie-peer");
     req.set(http::field::accept, "application/json");
     req.set(http::field::connection, "close");
+    // Replicas share one configuration: its read token opens the peers' API.
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
     resolver.async_resolve(
         host, port,
         [self = shared_from_this()](const boost::system::error_code& ec,
@@ -452,6 +455,7 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
   beast::tcp_stream stream;
   asio::steady_timer deadline;
   std::string host, port;
+  std::string token;  // a secret: sent, never logged
   std::function<void(std::string, std::string)> done;
   http::request<http::empty_body> req;
   beast::flat_buffer buffer;
@@ -501,6 +505,8 @@ void PeerCollector::State::fetch(const std::string& address) {
   in_flight.insert(address);
   auto f = std::make_shared<Fetch>(
       io, host, port, options.max_body,
+      full ? (full->auth.read_token.empty() ? full->auth.admin_token : full->auth.read_token)
+           : std::string(),
       [weak = weak_from_this(), address](std::string error, std::string body) {
         if (auto self = weak.lock()) self->finished(address, std::move(error), std::move(body));
       });

@@ -123,6 +123,7 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   asio::io_context& io;
   HttpServerOptions options;
   std::vector<Route> routes;
+  HttpGuard guard;
   std::vector<std::shared_ptr<Acceptor>> acceptors;
   std::unordered_set<Connection*> connections;
   HttpServerStats stats;
@@ -239,6 +240,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
     auto done = std::make_shared<bool>(false);
     try {
+      if (state_->guard && !state_->guard(req, res)) {
+        ++state_->stats.rejected;
+        if (res.status == 401 || res.status == 403) ++state_->stats.unauthorized;
+        return send(std::move(res), version, req.head, keep_alive);
+      }
       if (route->async_handler) {
         waiting_ = true;
         const bool head = req.head;
@@ -405,6 +411,8 @@ void HttpServer::route(http::verb method, std::string path, HttpHandler handler)
   }
   state_->routes.push_back(std::move(r));
 }
+
+void HttpServer::setGuard(HttpGuard guard) { state_->guard = std::move(guard); }
 
 void HttpServer::routeAsync(http::verb method, std::string path, HttpAsyncHandler handler) {
   Route r{method, std::move(path), false, {}, std::move(handler)};

@@ -60,6 +60,11 @@ using HttpHandler = std::function<void(const HttpRequest&, HttpResponse& res)>;
 using HttpRespond = std::function<void(HttpResponse)>;
 using HttpAsyncHandler = std::function<void(const HttpRequest&, HttpRespond respond)>;
 
+/// Runs before the handler of every request that matched a route: returns true to
+/// let it go on, or false after filling `res` (a 401 or 403 answered instead).
+/// Runs on the loop thread; must not block.
+using HttpGuard = std::function<bool(const HttpRequest&, HttpResponse& res)>;
+
 struct HttpServerOptions {
   std::size_t max_header_bytes = 8 * 1024;        // beyond: 431
   std::size_t max_body_bytes = 64 * 1024;         // beyond: 413
@@ -79,6 +84,7 @@ struct HttpServerStats {
   std::uint64_t connections_total = 0;
   std::size_t connections_open = 0;
   std::uint64_t accept_pauses = 0;  // times max_connections was reached
+  std::uint64_t unauthorized = 0;   // requests the guard answered 401 or 403
 };
 
 class HttpServer {
@@ -105,6 +111,10 @@ class HttpServer {
   /// (same headers, no body). A path known under another method answers 405.
   void route(boost::beast::http::verb method, std::string path, HttpHandler handler);
   void routeAsync(boost::beast::http::verb method, std::string path, HttpAsyncHandler handler);
+
+  /// Sets the guard every routed request passes first (replaces the previous one;
+  /// empty: none). Unknown paths and methods are answered 404/405 before it.
+  void setGuard(HttpGuard guard);
 
   /// Closes the acceptors and every connection; pending handlers' `respond`
   /// become no-ops. After stop() the server holds no pending operation, so the

@@ -28,7 +28,7 @@ class ServerStatsCollectable : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override {
     const HttpServerStats& s = server_.stats();
     std::vector<prometheus::MetricFamily> out;
-    out.reserve(4);
+    out.reserve(5);
     auto one = [&out](const char* name, const char* help, prometheus::MetricType type,
                       double value) {
       prometheus::MetricFamily f;
@@ -51,6 +51,9 @@ class ServerStatsCollectable : public prometheus::Collectable {
         prometheus::MetricType::Counter, static_cast<double>(s.handler_errors));
     one("vigie_http_connections", "Open HTTP connections.", prometheus::MetricType::Gauge,
         static_cast<double>(s.connections_open));
+    one("vigie_http_unauthorized_total",
+        "Requests refused for a missing or wrong token (401) or a disabled endpoint (403).",
+        prometheus::MetricType::Counter, static_cast<double>(s.unauthorized));
     one("vigie_http_accept_pauses_total",
         "Times the server stopped accepting because max connections was reached.",
         prometheus::MetricType::Counter, static_cast<double>(s.accept_pauses));

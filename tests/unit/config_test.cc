@@ -814,6 +814,31 @@ TEST(ConfigErrors, Table) {
       {"module unknown key",
        "modules:\n  m:\n    prober: http\n    http: {valid_status: [200]}\n",
        {"t.yaml:4: modules.m.http: unknown key \"valid_status\""}},
+      {"auth short token",
+       "auth: {admin_token: short}\n",
+       {"t.yaml:1: auth.admin_token: the token is 5 characters long, at least 16 are needed "
+        "(anyone who can reach vigie could guess it): try `openssl rand -hex 16`"}},
+      {"auth token with a space",
+       "auth: {read_token: \"0123456789 abcdef\"}\n",
+       {"t.yaml:1: auth.read_token: the token must be printable ASCII without spaces (it is sent "
+        "as `Authorization: Bearer <token>`)"}},
+      {"auth same tokens",
+       "auth:\n  admin_token: 0123456789abcdef\n  read_token: 0123456789abcdef\n",
+       {"t.yaml:3: auth.read_token: must differ from admin_token (whoever reads could also "
+        "reload)"}},
+      {"auth protect_metrics without a read token",
+       "auth: {admin_token: 0123456789abcdef, protect_metrics: true}\n",
+       {"t.yaml:1: auth.protect_metrics: needs read_token (the token Prometheus sends as its "
+        "bearer token)"}},
+      {"auth protect_metrics not a boolean",
+       "auth: {read_token: 0123456789abcdef, protect_metrics: yes please}\n",
+       {"t.yaml:1: auth.protect_metrics: expected true or false, got \"yes please\""}},
+      {"auth unknown key",
+       "auth: {token: 0123456789abcdef}\n",
+       {"t.yaml:1: auth: unknown key \"token\""}},
+      {"auth not a map",
+       "auth: 0123456789abcdef\n",
+       {"t.yaml:1: auth: expected a mapping, got a scalar \"0123456789abcdef\""}},
       {"missing env",
        "location: \"${NOPE}\"\n",
        {"t.yaml:1: location: environment variable NOPE is not set"}},
@@ -905,6 +930,31 @@ TEST(ConfigErrors, SecretsStayOutOfMessages) {
                          env);
   ASSERT_EQ(errors.size(), 2u);
   for (const auto& e : errors) EXPECT_EQ(e.find("hunter2"), std::string::npos) << e;
+}
+
+TEST(Config, AuthTokensComeFromTheEnvironmentAndStayOutOfErrors) {
+  const std::map<std::string, std::string> env{{"ADMIN", "admin-0123456789abcdef"},
+                                               {"READ", "read-0123456789abcdef"}};
+  auto cfg = parseConfig(
+      "auth:\n  admin_token: \"${ADMIN}\"\n  read_token: \"${READ}\"\n  protect_metrics: true\n",
+      "t.yaml", &env);
+  EXPECT_EQ(cfg->auth.admin_token, "admin-0123456789abcdef");
+  EXPECT_EQ(cfg->auth.read_token, "read-0123456789abcdef");
+  EXPECT_TRUE(cfg->auth.protect_metrics);
+  auto none = parseConfig("services: []\n", "t.yaml");
+  EXPECT_TRUE(none->auth.admin_token.empty());
+  EXPECT_TRUE(none->auth.read_token.empty());
+  EXPECT_FALSE(none->auth.protect_metrics);
+  // A token refused for its form is never quoted.
+  const std::map<std::string, std::string> weak{{"ADMIN", "hunter2 hunter2 hunter2"}};
+  for (const auto& e : errorsOf("auth: {admin_token: \"${ADMIN}\"}\n", weak)) {
+    EXPECT_EQ(e.find("hunter2"), std::string::npos) << e;
+  }
+  // Nor is one put where a mapping belongs.
+  const std::map<std::string, std::string> token{{"ADMIN", "admin-0123456789abcdef"}};
+  EXPECT_EQ(errorsOf("auth: \"${ADMIN}\"\n", token),
+            std::vector<std::string>{
+                "t.yaml:1: auth: expected a mapping, got a scalar set from the environment"});
 }
 
 TEST(RedactDsn, Forms) {
