@@ -26,6 +26,12 @@ std::string kindOf(const ProbeCliOptions& o) {
   const auto starts = [&](std::string_view p) { return o.url.rfind(p, 0) == 0; };
   if (starts("http://") || starts("https://")) return o.addresses.empty() ? "http" : "ingress";
   if (starts("postgres://") || starts("postgresql://")) return "postgres";
+  // A key=value DSN ("host=pg dbname=app user=vigie password=..."), as libpq reads it.
+  if (o.url.find("://") == std::string::npos &&
+      (o.url.find("dbname=") != std::string::npos || starts("host=") ||
+       o.url.find(" host=") != std::string::npos)) {
+    return "postgres";
+  }
   if (starts("tcp://")) return "tcp";
   if (starts("/") || starts("file://")) return "disk";
   return "http";  // the http loader names what is wrong with the URL
@@ -241,7 +247,7 @@ void addProbeCliOptions(CLI::App& cmd, ProbeCliOptions& o) {
       ->required();
   cmd.add_option("--kind", o.kind,
                  "http, ingress, postgres, tcp, disk (default: from the target; a key=value DSN "
-                 "needs --kind postgres)");
+                 "with host= or dbname= is postgres)");
   cmd.add_option("--address", o.addresses,
                  "ingress: front-end address to pin the URL's host to, as curl --resolve "
                  "(repeatable; implies --kind ingress)");

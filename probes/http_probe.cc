@@ -1,6 +1,7 @@
 #include "probes/http_probe.h"
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -243,13 +244,58 @@ std::string joinFailing(const std::vector<Component>& cs, Status which) {
   return s;
 }
 
+std::string base64(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(std::max(0, n)));
+  return out;
+}
+
+bool credentialHeader(std::string_view name) {
+  std::string n(name);
+  for (auto& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* word :
+       {"auth", "token", "key", "secret", "pass", "session", "cookie", "signature", "credential"}) {
+    if (n.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+std::vector<std::string> httpSecrets(const HttpSpec& spec) {
+  std::vector<std::string> out;
+  if (auto parsed = boost::urls::parse_uri(spec.url); parsed && parsed->has_userinfo()) {
+    const std::string user = parsed->user();
+    if (parsed->has_password()) {
+      const std::string password = parsed->password();
+      out.push_back(password);
+      out.emplace_back(parsed->encoded_password());
+      out.push_back(base64(user + ":" + password));
+    } else {
+      out.push_back(user);  // a token given as the user name
+      out.push_back(base64(user + ":"));
+    }
+  }
+  for (const auto& [name, value] : spec.headers) {
+    if (!credentialHeader(name)) continue;
+    // "Bearer <token>" shows as "Bearer ***": the scheme says what was sent.
+    const auto space = value.find(' ');
+    std::string rest = space == std::string::npos ? value : value.substr(space + 1);
+    while (!rest.empty() && rest.front() == ' ') rest.erase(0, 1);
+    out.push_back(rest.size() >= 6 ? rest : value);
+  }
+  return out;
+}
 
 HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec)
     : HttpProbe(ctx, std::move(spec), HttpProbeOptions{}) {}
 
 HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec, HttpProbeOptions options)
     : ctx_(ctx), spec_(std::move(spec)), options_(std::move(options)) {
+  secrets_ = httpSecrets(spec_);
   bool has_agent = false;
   for (const auto& [name, value] : spec_.headers) {
     if (iequals(name, "User-Agent")) has_agent = true;
@@ -398,6 +444,7 @@ void HttpProbe::finish(CURLcode rc) {
   if (!running_) return;
   Result r = buildResult(rc);
   if (options_.wire_facts) addWireFacts(r);
+  scrubSecrets(r, secrets_);
   running_ = false;
   ctx_.curl.release(easy_);  // everything needed was read into r
   easy_ = nullptr;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "collector/config.h"
 #include "probes/probe.h"
@@ -31,6 +32,14 @@ struct HttpProbeOptions {
   /// blackbox_exporter-compatible output. Costs a header callback per response.
   bool wire_facts = false;
 };
+
+
+/// The secrets an HTTP request built from `spec` carries, in the forms a target
+/// may echo: the URL's password (raw, %-encoded, and the Basic header curl makes
+/// of it), and the values of credential headers (Authorization, Cookie, any name
+/// with token, key, secret, auth, pass, session or cookie), after their scheme word
+/// ("Bearer <token>": the token). Pure.
+std::vector<std::string> httpSecrets(const HttpSpec& spec);
 
 /// Probes one URL as blackbox_exporter's http prober does, plus vigie's health pages.
 ///
@@ -96,6 +105,7 @@ class HttpProbe : public Probe {
   curl_slist* headers_ = nullptr;
   curl_slist* connect_to_ = nullptr;
   std::string url_;  // spec_.url, rewritten for an SNI override
+  std::vector<std::string> secrets_;  // what a target echoing the request must not show
   std::unique_ptr<Attempt> attempt_;
   bool running_ = false;
   Done done_;

@@ -1,5 +1,6 @@
 #include "probes/probe.h"
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -58,6 +59,39 @@ std::string_view statusName(Status s) {
     case Status::fail: return "fail";
   }
   return "fail";
+}
+
+namespace {
+
+void scrubText(std::string& text, const std::vector<std::string>& secrets) {
+  for (const auto& secret : secrets) {
+    if (secret.size() < 6) continue;
+    for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {
+      text.replace(at, secret.size(), "***");
+    }
+  }
+}
+
+}  // namespace
+
+void scrubSecrets(Result& r, const std::vector<std::string>& secrets) {
+  if (secrets.empty()) return;
+  // Longest first: a secret that contains another is masked whole.
+  std::vector<std::string> sorted = secrets;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  scrubText(r.detail, sorted);
+  scrubText(r.version, sorted);
+  for (auto& [key, value] : r.info) scrubText(value, sorted);
+  for (auto& c : r.components) {
+    scrubText(c.name, sorted);
+    scrubText(c.detail, sorted);
+  }
+  for (auto& c : r.conditions) {
+    scrubText(c.name, sorted);
+    scrubText(c.detail, sorted);
+  }
+  for (auto& t : r.targets) scrubText(t.detail, sorted);
 }
 
 }  // namespace vigie

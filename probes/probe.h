@@ -164,6 +164,13 @@ struct Result {
   }
 };
 
+/// Replaces each occurrence of each secret with "***" in every text of `r` a
+/// target could have filled (detail, version, info, components, conditions,
+/// targets): the safety net of probes that send secrets a target may echo back
+/// (a debugging endpoint showing the request's headers). Secrets shorter than 6
+/// bytes are ignored (they would mask ordinary words). Pure; any thread.
+void scrubSecrets(Result& r, const std::vector<std::string>& secrets);
+
 /// One probe attempt against one target. Created per check by the probe registry
 /// and reused for every attempt of that check.
 ///
