@@ -151,8 +151,15 @@ bool validIp(std::string_view s) {
          static_cast<bool>(boost::urls::parse_ipv6_address(s));
 }
 
+// Maintenance windows start within these years: system_clock counts nanoseconds in
+// 64 bits (up to 2262), and a window may last a hundred years (units.cc).
+constexpr int kMinYear = 1970;
+constexpr int kMaxYear = 2100;
+
 // RFC 3339: 2026-12-01T06:00:00Z, 2026-12-01T08:00:00.5+02:00 (t and z accepted).
-std::optional<std::chrono::system_clock::time_point> parseRfc3339(std::string_view s) {
+// Years outside kMinYear..kMaxYear set `*out_of_range` and give nullopt.
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(std::string_view s,
+                                                                  bool* out_of_range) {
   auto num = [&](std::size_t pos, std::size_t len) -> std::optional<int> {
     if (pos + len > s.size()) return std::nullopt;
     int v = 0;
@@ -199,6 +206,10 @@ std::optional<std::chrono::system_clock::time_point> parseRfc3339(std::string_vi
     return std::nullopt;
   }
   if (pos != s.size()) return std::nullopt;
+  if (*y < kMinYear || *y > kMaxYear) {
+    *out_of_range = true;
+    return std::nullopt;
+  }
   return std::chrono::sys_days(ymd) + std::chrono::hours(*h) + std::chrono::minutes(*mi) +
          std::chrono::seconds(*sec) + frac - offset;
 }
@@ -533,7 +544,7 @@ class Loader {
     try {
       return compileRegex(pattern);
     } catch (const std::exception& e) {
-      error(n, path, fmt::format("invalid regex {}: {}", quote(pattern), e.what()));
+      error(n, path, e.what());  // "invalid regex \"(\": ...", the pattern cleaned
       return nullptr;
     }
   }
@@ -1241,8 +1252,13 @@ class Loader {
       if (m.required("services")) refs(m["services"], m.path("services"), w.services, service_refs);
       std::string start;
       if (m.required("start") && str(m["start"], m.path("start"), start)) {
-        if (auto t = parseRfc3339(start)) {
+        bool out_of_range = false;
+        if (auto t = parseRfc3339(start, &out_of_range)) {
           w.start = *t;
+        } else if (out_of_range) {
+          error(*m["start"], m.path("start"),
+                fmt::format("{} is not between the years {} and {}", quote(start), kMinYear,
+                            kMaxYear));
         } else {
           error(*m["start"], m.path("start"),
                 fmt::format("expected an RFC 3339 time like 2026-12-01T06:00:00Z, got {}",

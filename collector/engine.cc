@@ -459,7 +459,10 @@ void Engine::restoreHistory() {
   if (!store_) return;
   auto restored = store_->restore();
   events_->restore(std::move(restored.events));
-  for (auto& [key, id] : by_key_) {
+  for (auto& entry : by_key_) {
+    // Not a structured binding: clang before 16 cannot capture one in the lambda below.
+    const auto& key = entry.first;
+    const auto id = entry.second;
     auto it = restored.checks.find(key);
     if (it == restored.checks.end()) continue;
     Session& s = *sessions_[id];

@@ -396,6 +396,15 @@ void HttpServer::listen(const std::string& host_port) {
   state_->accept(a);
 }
 
+void HttpServer::serve(tcp::socket socket) {
+  if (state_->stopped) {
+    boost::system::error_code ec;
+    socket.close(ec);
+    return;
+  }
+  std::make_shared<Connection>(state_, std::move(socket))->start();
+}
+
 unsigned short HttpServer::port() const {
   if (state_->acceptors.empty()) return 0;
   boost::system::error_code ec;

@@ -8,6 +8,7 @@
 /// runs on the loop thread only.
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <chrono>
 #include <cstddef>
@@ -101,6 +102,10 @@ class HttpServer {
   /// std::runtime_error when the address is malformed or cannot be bound
   /// (start-up error). May be called again for another address.
   void listen(const std::string& host_port);
+
+  /// Serves one connection that is already open, exactly as an accepted one (the
+  /// fuzzer feeds raw bytes through a socketpair this way). Closed at once after stop().
+  void serve(boost::asio::ip::tcp::socket socket);
 
   /// The port bound by the last listen() (useful with port 0); 0 before.
   unsigned short port() const;

@@ -230,7 +230,10 @@ std::shared_ptr<const CompiledRegex> compileRegex(const std::string& pattern) {
   try {
     return std::make_shared<const CompiledRegex>(pattern);
   } catch (const boost::regex_error& e) {
-    throw std::invalid_argument(fmt::format("invalid regex {}: {}", quoted(pattern), e.what()));
+    // Boost's message repeats the pattern as written: clean it like every detail
+    // (config errors end up in JSON log lines).
+    throw std::invalid_argument(
+        fmt::format("invalid regex {}: {}", quoted(pattern), boundedText(e.what(), 512)));
   }
 }
 

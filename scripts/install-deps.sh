@@ -12,6 +12,7 @@ packages=(
   nginx-light prometheus prometheus-alertmanager prometheus-blackbox-exporter postgresql
   chromium fonts-dejavu-core
   python3 python3-yaml systemd man-db
+  clang libclang-rt-14-dev llvm
 )
 if [[ "${1:-}" == "--runtime-only" ]]; then
   packages=(build-essential cmake ninja-build ccache pkg-config

@@ -196,6 +196,20 @@ TEST(Conditions, Describe) {
   EXPECT_LE(bodyContains(std::string(10000, 'a')).describe().size(), 200u);
 }
 
+// Found by tests/fuzz/conditions_fuzz: Boost's message repeats the pattern as
+// written, raw bytes included; the message is now one clean line of UTF-8.
+TEST(Conditions, InvalidRegexMessageIsCleanUtf8) {
+  try {
+    compileRegex(std::string("(unc\x94\x90\x8c\n\xff", 9));
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(boundedText(msg, msg.size() + 3), msg) << msg;  // nothing left to clean
+    EXPECT_NE(msg.find("invalid regex \"(unc"), std::string::npos) << msg;
+    EXPECT_LE(msg.size(), 1024u);
+  }
+}
+
 TEST(Conditions, InvalidRegexThrowsReadableMessage) {
   try {
     compileRegex("database.*(ok");

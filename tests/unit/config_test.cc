@@ -794,6 +794,15 @@ TEST(ConfigErrors, Table) {
        {"t.yaml:2: maintenance[0].services: unknown service \"web\"",
         "t.yaml:3: maintenance[0].start: expected an RFC 3339 time like 2026-12-01T06:00:00Z, got "
         "\"tomorrow\""}},
+      // Found by tests/fuzz/config_fuzz: the year 4060 overflowed system_clock (UBSan).
+      {"maintenance far future",
+       "maintenance:\n  - services: []\n    start: \"4060-01-01T00:00:00Z\"\n    duration: 2h\n",
+       {"t.yaml:3: maintenance[0].start: \"4060-01-01T00:00:00Z\" is not between the years 1970 "
+        "and 2100"}},
+      {"maintenance before 1970",
+       "maintenance:\n  - services: []\n    start: 1969-12-31T23:59:59Z\n    duration: 2h\n",
+       {"t.yaml:3: maintenance[0].start: \"1969-12-31T23:59:59Z\" is not between the years 1970 "
+        "and 2100"}},
       {"maintenance missing",
        "maintenance:\n  - reason: x\n",
        {"t.yaml:2: maintenance[0]: missing required key \"services\"",
