@@ -20,22 +20,45 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
 
+# ccache hits across checkouts (CI clones into a new folder each time).
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
+
 stamp() { echo "[sanitizers $(date +%T)] $*"; }
 t0=$SECONDS
+
+# The vigie_test() targets of tests/CMakeLists.txt whose labels match the regex $1
+# (a test without LABEL is unit).
+tests_labelled() {
+  local line name labels
+  grep -ho 'vigie_test([a-z0-9_]* [^)]*' tests/CMakeLists.txt | while read -r line; do
+    name=$(sed 's/vigie_test(\([a-z0-9_]*\).*/\1/' <<<"$line")
+    labels=$(sed -n 's/.* LABEL \(.*\)/\1/p' <<<"$line")
+    [[ " ${labels:-unit} " =~ \ ($1)\  ]] && echo "$name"
+  done
+  return 0
+}
 
 if [[ " $stages " == *" asan "* || " $stages " == *" fuzz "* ]]; then
   stamp "build-san: configure and build (clang, address+undefined, fuzzers)"
   cmake -S . -B build-san -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIGIE_FUZZ=ON >/dev/null
-  cmake --build build-san -j"$jobs"
+  # What the stages run: the fuzzers; with asan the unit and asan tests, vigie (which
+  # the e2e tests start) and the render smoke test.
+  targets=(health_page_fuzz conditions_fuzz config_fuzz http_server_fuzz)
+  if [[ " $stages " == *" asan "* ]]; then
+    targets+=(vigie vigie_bench_render $(tests_labelled 'unit|asan'))
+  fi
+  cmake --build build-san -j"$jobs" --target "${targets[@]}"
   stamp "build-san built ($((SECONDS - t0)) s)"
 fi
 if [[ " $stages " == *" asan "* ]]; then
   t=$SECONDS
-  ctest --test-dir build-san --output-on-failure -j"$jobs" --timeout 600 -L 'unit|asan'
+  ctest --test-dir build-san --output-on-failure -j"$jobs" --timeout 600 -L 'unit|asan' -LE fuzz
   stamp "ASan+UBSan tests passed ($((SECONDS - t)) s)"
 fi
 if [[ " $stages " == *" fuzz "* ]]; then
   t=$SECONDS
+  # Every seed, and every input that once found a bug, first (CTest label fuzz).
+  ctest --test-dir build-san --output-on-failure -j"$jobs" -L fuzz
   FUZZ_JOBS=$jobs bash scripts/fuzz.sh
   stamp "fuzzers passed ($((SECONDS - t)) s)"
 fi
@@ -43,9 +66,7 @@ if [[ " $stages " == *" tsan "* ]]; then
   t=$SECONDS
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIGIE_SANITIZE=thread >/dev/null
   # Only what the tsan tests need (and vigie itself, which the e2e tests run).
-  targets=$(grep -ho 'vigie_test([a-z_]* [^)]*LABEL[^)]*tsan' tests/CMakeLists.txt |
-            sed 's/vigie_test(\([a-z_]*\).*/\1/' | sort -u)
-  cmake --build build-tsan -j"$jobs" --target vigie $targets
+  cmake --build build-tsan -j"$jobs" --target vigie $(tests_labelled tsan)
   ctest --test-dir build-tsan --output-on-failure -j"$jobs" --timeout 600 -L tsan
   stamp "TSan tests passed ($((SECONDS - t)) s)"
 fi

@@ -23,3 +23,9 @@ systemd-analyze verify /lib/systemd/system/vigie.service
 echo "package: $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB) installed and checked"
 
 ctest --test-dir "$build" --output-on-failure -j"$jobs" --timeout 600 "$@"
+
+# ASan+UBSan, TSan and the fuzzers (README "Fuzzing and sanitizers"); on in CI,
+# VIGIE_CI_SANITIZERS=0 skips them.
+if [[ ${VIGIE_CI_SANITIZERS:-1} != 0 ]]; then
+  bash scripts/sanitizers.sh
+fi
