@@ -6,12 +6,12 @@
 #  2. the fuzzers, FUZZ_SECONDS (60) each, two at a time (scripts/fuzz.sh);
 #  3. build-tsan: clang, ThreadSanitizer: the tests labelled tsan (worker pools, the
 #     disk and PostgreSQL probes, the history store's writer, reload).
-# Builds go through ccache like the main build. Env: VIGIE_SAN_STAGES, default
-# "asan fuzz" (add tsan: its stage is written but not yet run clean, see README).
+# Builds go through ccache like the main build. Env: VIGIE_SAN_STAGES (default
+# "asan fuzz tsan") to run only some.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-stages=${VIGIE_SAN_STAGES:-asan fuzz}
+stages=${VIGIE_SAN_STAGES:-asan fuzz tsan}
 jobs=$(nproc)
 export CC=clang CXX=clang++
 # Sanitizer reports name the source line; every report is an error.
