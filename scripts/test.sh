@@ -24,7 +24,7 @@ echo "package: $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB) installed and 
 
 ctest --test-dir "$build" --output-on-failure -j"$jobs" --timeout 600 "$@"
 
-# ASan+UBSan and the fuzzers (README "Fuzzing and sanitizers"). Opt-in
+# ASan+UBSan, the fuzzers and TSan (README "Fuzzing and sanitizers"). Opt-in
 # (VIGIE_CI_SANITIZERS=1) until a fresh-clone CI run has measured what the stage
 # adds against the 30-minute budget.
 if [[ ${VIGIE_CI_SANITIZERS:-0} != 0 ]]; then
