@@ -1,5 +1,6 @@
 #include "collector/curl_driver.h"
 
+#include <cerrno>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -15,6 +16,8 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "collector/fd_limit.h"
 
 namespace vigie {
 namespace {
@@ -62,6 +65,11 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
     Done done;
     bool added = false;  // false: add failed, a completion is posted
     std::uint64_t gen = 0;
+    // Set by the open-socket callback (whose data points here) when socket() found no
+    // descriptor; by the socket callback when it could not watch curl's resolver.
+    Impl* impl = nullptr;
+    CURL* easy = nullptr;
+    bool out_of_fds = false;
   };
 
   explicit Impl(asio::io_context& io_) : io(io_), timer(io_) {
@@ -110,7 +118,8 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
 
   static curl_socket_t onOpenSocket(void* clientp, curlsocktype purpose,
                                     struct curl_sockaddr* addr) {
-    auto* self = static_cast<Impl*>(clientp);
+    auto* transfer = static_cast<Transfer*>(clientp);
+    auto* self = transfer->impl;
     if (purpose != CURLSOCKTYPE_IPCXN || (addr->family != AF_INET && addr->family != AF_INET6) ||
         addr->socktype != SOCK_STREAM) {
       return CURL_SOCKET_BAD;
@@ -118,7 +127,10 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
     auto w = std::make_shared<Watched>(self->io, true);
     boost::system::error_code ec;
     w->sock.open(asio::generic::stream_protocol(addr->family, addr->protocol), ec);
-    if (ec) return CURL_SOCKET_BAD;
+    if (ec) {
+      if (isOutOfDescriptors(ec.value())) transfer->out_of_fds = true;
+      return CURL_SOCKET_BAD;
+    }
     const int fd = w->sock.native_handle();
     // The number may have belonged to a foreign descriptor curl closed without telling
     // us; that entry is stale (only our dup of it is still open).
@@ -141,7 +153,7 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
     return 0;
   }
 
-  static int onSocket(CURL* /*easy*/, curl_socket_t fd, int what, void* userp, void* /*socketp*/) {
+  static int onSocket(CURL* easy, curl_socket_t fd, int what, void* userp, void* /*socketp*/) {
     auto* self = static_cast<Impl*>(userp);
     auto it = self->sockets.find(fd);
     if (what == CURL_POLL_REMOVE) {
@@ -157,14 +169,20 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
     }
     if (self->shutting_down) return 0;
     if (it == self->sockets.end()) {
+      // Returning -1 here would make curl abort every transfer of the multi handle,
+      // so a descriptor that cannot be watched fails its own transfer only.
       const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-      if (dup < 0) return -1;
+      if (dup < 0) {
+        self->failLater(easy, isOutOfDescriptors(errno));
+        return 0;
+      }
       auto w = std::make_shared<Watched>(self->io, false);
       boost::system::error_code ec;
       w->sock.assign(asio::generic::stream_protocol(AF_UNIX, 0), dup, ec);
       if (ec) {
         ::close(dup);
-        return -1;
+        self->failLater(easy, false);
+        return 0;
       }
       it = self->sockets.emplace(fd, std::move(w)).first;
     }
@@ -290,10 +308,36 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
       curl_easy_setopt(easy, CURLOPT_SHARE, nullptr);
       auto it = transfers.find(easy);
       if (it == transfers.end()) continue;
-      Done done = std::move(it->second.done);
-      transfers.erase(it);
-      if (done) done(rc, easy);  // may add/remove transfers, even destroy the easy
+      complete(it, rc);
     }
+  }
+
+  // Takes the transfer out of the table and calls its Done, which may add/remove
+  // transfers, even destroy the easy.
+  void complete(std::unordered_map<CURL*, Transfer>::iterator it, CURLcode rc) {
+    CURL* easy = it->first;
+    Done done = std::move(it->second.done);
+    const bool out_of_fds = it->second.out_of_fds;
+    transfers.erase(it);
+    completing_out_of_fds = out_of_fds ? easy : nullptr;
+    if (done) done(out_of_fds ? CURLE_COULDNT_CONNECT : rc, easy);
+    completing_out_of_fds = nullptr;
+  }
+
+  // Ends a running transfer from the loop, outside curl's callbacks.
+  void failLater(CURL* easy, bool out_of_fds) {
+    auto it = transfers.find(easy);
+    if (it == transfers.end()) return;
+    if (out_of_fds) it->second.out_of_fds = true;
+    asio::post(io, [weak = weak_from_this(), easy, gen = it->second.gen] {
+      auto impl = weak.lock();
+      if (!impl) return;
+      auto it = impl->transfers.find(easy);
+      if (it == impl->transfers.end() || it->second.gen != gen || !it->second.added) return;
+      curl_multi_remove_handle(impl->multi, easy);
+      curl_easy_setopt(easy, CURLOPT_SHARE, nullptr);
+      impl->complete(it, CURLE_COULDNT_RESOLVE_HOST);
+    });
   }
 
   void postFailure(CURL* easy, std::uint64_t gen) {
@@ -302,9 +346,7 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
       if (!impl) return;
       auto it = impl->transfers.find(easy);
       if (it == impl->transfers.end() || it->second.gen != gen || it->second.added) return;
-      Done done = std::move(it->second.done);
-      impl->transfers.erase(it);
-      if (done) done(CURLE_FAILED_INIT, easy);
+      impl->complete(it, CURLE_FAILED_INIT);
     });
   }
 
@@ -317,21 +359,23 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
       });
       return;
     }
+    // The entry first: its address (stable in an unordered_map) is the open-socket
+    // callback's data.
+    Transfer& t = transfers.emplace(easy, Transfer{std::move(done), false, gen}).first->second;
+    t.impl = this;
+    t.easy = easy;
     curl_easy_setopt(easy, CURLOPT_SHARE, share);
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &Impl::onOpenSocket);
-    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, this);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &t);
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &Impl::onCloseSocket);
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, this);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    Transfer t{std::move(done), false, gen};
     const CURLMcode mc = curl_multi_add_handle(multi, easy);
     if (mc == CURLM_OK) {
       t.added = true;
-      transfers.emplace(easy, std::move(t));
     } else {
       spdlog::error("curl_multi_add_handle: {}", curl_multi_strerror(mc));
       curl_easy_setopt(easy, CURLOPT_SHARE, nullptr);
-      transfers.emplace(easy, std::move(t));
       postFailure(easy, gen);
     }
   }
@@ -374,6 +418,7 @@ struct CurlDriver::Impl : std::enable_shared_from_this<CurlDriver::Impl> {
   CURLM* multi = nullptr;
   CURLSH* share = nullptr;
   bool shutting_down = false;
+  CURL* completing_out_of_fds = nullptr;  // during a Done call, see outOfDescriptors()
   std::uint64_t next_gen = 0;
   std::unordered_map<CURL*, Transfer> transfers;
   std::unordered_map<curl_socket_t, std::shared_ptr<Watched>> sockets;
@@ -396,5 +441,9 @@ std::size_t CurlDriver::idleHandles() const { return impl_->idle.size(); }
 std::size_t CurlDriver::active() const { return impl_->transfers.size(); }
 
 std::size_t CurlDriver::openSockets() const { return impl_->sockets.size(); }
+
+bool CurlDriver::outOfDescriptors(CURL* easy) const {
+  return easy != nullptr && impl_->completing_out_of_fds == easy;
+}
 
 }  // namespace vigie

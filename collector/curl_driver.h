@@ -71,6 +71,12 @@ class CurlDriver {
   /// Sockets currently open or watched by the driver (for leak checks in tests).
   std::size_t openSockets() const;
 
+  /// Inside the Done callback of `easy`: true when the transfer failed because the
+  /// process had no descriptor left (EMFILE/ENFILE) for its socket or for watching
+  /// curl's resolver. That is vigie's limit, not the target's fault (its code is then
+  /// CURLE_COULDNT_CONNECT). Other transfers are never disturbed by it.
+  bool outOfDescriptors(CURL* easy) const;
+
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;  // shared so that pending Asio handlers can detect its end

@@ -13,6 +13,7 @@
 
 #include "collector/curl_driver.h"
 #include "collector/aggregate.h"
+#include "collector/fd_limit.h"
 #include "collector/history.h"
 #include "collector/worker_pool.h"
 #include "probes/heartbeat_probe.h"
@@ -56,6 +57,12 @@ constexpr std::size_t kBlockingThreads = 8;
 constexpr std::size_t kDatabaseThreads = 8;
 // A worker busy on one job for longer than this is counted as stuck.
 constexpr auto kBlockingStuckAfter = std::chrono::seconds(10);
+// After an attempt found no file descriptor, probes in flight are capped at 7/8 of
+// what ran then (at most once a second, never below kMinFdCap); once none has been
+// short of one for kFdBackoff, the cap grows by an eighth a second until it is gone.
+constexpr auto kFdBackoff = std::chrono::seconds(3);
+constexpr auto kFdCutEvery = std::chrono::seconds(1);
+constexpr std::size_t kMinFdCap = 8;
 
 std::string describeDuration(Duration d) {
   if (d.count() % 1000 == 0) return fmt::format("{}s", d.count() / 1000);
@@ -125,6 +132,107 @@ Engine::Engine(boost::asio::io_context& io, std::shared_ptr<prometheus::Registry
                     .Register(*self_);
   blocking_stuck_ = &stuck.Add({{"pool", "disk"}});
   database_stuck_ = &stuck.Add({{"pool", "database"}});
+  fd_limit_gauge_ = &prometheus::BuildGauge()
+                         .Name("vigie_fd_limit")
+                         .Help("File descriptors vigie may open (soft RLIMIT_NOFILE, ulimit -n).")
+                         .Register(*self_)
+                         .Add({});
+  fds_open_ = &prometheus::BuildGauge()
+                   .Name("vigie_fds_open")
+                   .Help("File descriptors open in vigie (sampled every second).")
+                   .Register(*self_)
+                   .Add({});
+  fd_limit_reached_ =
+      &prometheus::BuildGauge()
+           .Name("vigie_fd_limit_reached")
+           .Help("1 while vigie is at its file-descriptor limit: probes wait for a descriptor "
+                 "(the limit caps probes in flight below max_in_flight) or an attempt found "
+                 "none in the last 3 s.")
+           .Register(*self_)
+           .Add({});
+  max_in_flight_gauge_ =
+      &prometheus::BuildGauge()
+           .Name("vigie_probes_max_in_flight")
+           .Help("Probes allowed to run at once now: max_in_flight, lowered to fit the "
+                 "file-descriptor limit.")
+           .Register(*self_)
+           .Add({});
+  fd_exhaustions_ = &prometheus::BuildCounter()
+                         .Name("vigie_fd_exhaustions_total")
+                         .Help("Probe attempts that found no file descriptor (EMFILE, ENFILE) "
+                               "and were dropped; their checks keep their state.")
+                         .Register(*self_)
+                         .Add({});
+  setFdLimit(fdLimit());
+}
+
+void Engine::setFdLimit(std::size_t limit) {
+  fd_limit_ = limit;
+  fd_slots_ = probeSlotsFor(limit);
+  fd_limit_gauge_->Set(static_cast<double>(limit));
+  applyInFlightCap();
+}
+
+std::size_t Engine::effectiveMaxInFlight() const {
+  std::size_t n = std::min(configured_max_in_flight_, fd_slots_);
+  if (exhausted_cap_ != 0) n = std::min(n, exhausted_cap_);
+  return std::max<std::size_t>(n, 1);
+}
+
+void Engine::applyInFlightCap() {
+  const std::size_t n = effectiveMaxInFlight();
+  scheduler_.setMaxInFlight(n);
+  max_in_flight_gauge_->Set(static_cast<double>(n));
+  // Said once per limit, when the cap can matter (more checks than slots).
+  if (config_ && configured_max_in_flight_ > fd_slots_ && order_.size() > fd_slots_ &&
+      logged_slots_for_ != fd_limit_) {
+    logged_slots_for_ = fd_limit_;
+    spdlog::warn("max_in_flight {} does not fit the file-descriptor limit of {} (ulimit -n): "
+                 "at most {} probes run at once",
+                 configured_max_in_flight_, fd_limit_, fd_slots_);
+  }
+}
+
+// An attempt found no descriptor: what runs now is what fits, less a margin.
+void Engine::outOfDescriptors() {
+  fd_exhaustions_->Increment();
+  const auto now = SteadyClock::now();
+  last_exhaustion_ = now;
+  if (now - last_fd_cut_ < kFdCutEvery) return;
+  last_fd_cut_ = now;
+  const std::size_t running = scheduler_.inFlight() + 1;  // this attempt's slot included
+  const std::size_t cap = std::max(running - running / 8, kMinFdCap);
+  if (exhausted_cap_ == 0 || cap < exhausted_cap_) exhausted_cap_ = cap;
+  applyInFlightCap();
+  if (!at_fd_limit_) watchDescriptors();  // says so now, once per episode
+}
+
+// Every second (and on exhaustion): the gauges, the cap's recovery and the log.
+void Engine::watchDescriptors() {
+  const auto now = SteadyClock::now();
+  const bool recent = last_exhaustion_ != SteadyClock::time_point{} &&
+                      now - last_exhaustion_ < kFdBackoff;
+  if (exhausted_cap_ != 0 && !recent) {
+    exhausted_cap_ += std::max<std::size_t>(exhausted_cap_ / 8, kMinFdCap);
+    if (exhausted_cap_ >= fd_slots_) exhausted_cap_ = 0;
+    applyInFlightCap();
+    armWake();
+  }
+  const std::size_t open = openFds();
+  fds_open_->Set(static_cast<double>(open));
+  const bool capped = effectiveMaxInFlight() < configured_max_in_flight_;
+  const bool reached = recent || (capped && scheduler_.waiting() > 0);
+  fd_limit_reached_->Set(reached ? 1 : 0);
+  if (reached && !at_fd_limit_) {
+    spdlog::warn("at the file-descriptor limit: {} open of {} (ulimit -n); {} probes run at "
+                 "once (max_in_flight {}), {} wait{}; raise the limit (LimitNOFILE=) or lower "
+                 "max_in_flight",
+                 open, fd_limit_, effectiveMaxInFlight(), configured_max_in_flight_,
+                 scheduler_.waiting(), recent ? "; an attempt found no descriptor" : "");
+  } else if (!reached && at_fd_limit_) {
+    spdlog::info("below the file-descriptor limit again: {} open of {}", open, fd_limit_);
+  }
+  at_fd_limit_ = reached;
 }
 
 Engine::~Engine() { stop(); }
@@ -165,7 +273,7 @@ void Engine::apply(std::shared_ptr<const Config> config) {
   }
 
   const auto now = SteadyClock::now();
-  scheduler_.setMaxInFlight(static_cast<std::size_t>(config->max_in_flight));
+  configured_max_in_flight_ = static_cast<std::size_t>(std::max(config->max_in_flight, 1));
   std::unordered_map<std::string, Scheduler::Id> old_keys;
   old_keys.swap(by_key_);
   order_.clear();
@@ -230,6 +338,7 @@ void Engine::apply(std::shared_ptr<const Config> config) {
   }
   const bool first = config_ == nullptr;
   config_ = std::move(config);
+  applyInFlightCap();
   cached_.reset();
   armWake();
   if (first) armTick();
@@ -322,6 +431,7 @@ void Engine::complete(Scheduler::Id id, std::uint64_t attempt, Result result) {
   s->running = false;
   s->deadline.cancel();
   scheduler_.finished(id);
+  scheduler_.setSlow(id, result.reason == Reason::timeout);
 
   if (s->retired) {
     // Removed by a reload while it ran: drop it, and never inside the probe's own
@@ -332,6 +442,13 @@ void Engine::complete(Scheduler::Id id, std::uint64_t attempt, Result result) {
     return;
   }
 
+  if (result.out_of_descriptors) {
+    // vigie's limit, not the target's: no result; fewer probes start for a while.
+    swapPendingProbe(*s);
+    outOfDescriptors();
+    armWake();
+    return;
+  }
   if (result.inconclusive) {
     // Nothing to say yet (a heartbeat before its first push is due): no state change.
     swapPendingProbe(*s);
@@ -526,6 +643,7 @@ void Engine::armTick() {
     // re-aggregate every second (events are noted even when nobody reads).
     cached_.reset();
     snapshot();
+    watchDescriptors();
     if (++ticks_ % 10 == 0) flushUptime();
     armTick();
   });

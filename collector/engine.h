@@ -86,6 +86,17 @@ class Engine {
   /// True once a config is applied and its checks are scheduled.
   bool ready() const { return config_ != nullptr; }
 
+  /// The file-descriptor limit probes must fit in (default: the process's
+  /// RLIMIT_NOFILE when the engine is built). At most probeSlotsFor(limit) probes
+  /// run at once whatever max_in_flight says; an attempt that still finds no
+  /// descriptor is dropped (the check keeps its state), holds new starts back for a
+  /// while and is counted; vigie_fd_limit_reached and one log line per episode say
+  /// vigie is at its limit. Loop thread only.
+  void setFdLimit(std::size_t limit);
+  /// How many probes may run at once now (max_in_flight, lowered by the descriptor
+  /// limit and by recent exhaustion).
+  std::size_t effectiveMaxInFlight() const;
+
   /// Cancels every probe and timer so io_context::run() can return.
   void stop();
 
@@ -105,6 +116,9 @@ class Engine {
   void swapPendingProbe(Session& s);
   void armTick();
   void flushUptime();
+  void applyInFlightCap();
+  void outOfDescriptors();
+  void watchDescriptors();
   Scheduler::Id allocateId();
 
   boost::asio::io_context& io_;
@@ -143,6 +157,22 @@ class Engine {
   prometheus::Gauge* blocking_stuck_ = nullptr;
   prometheus::Gauge* database_stuck_ = nullptr;
   std::uint64_t skipped_reported_ = 0;
+
+  // File descriptors (see setFdLimit): the static cap from the limit, and a lower
+  // cap after an attempt found none, raised again step by step once they return.
+  std::size_t configured_max_in_flight_ = 4096;
+  std::size_t fd_limit_ = 0;
+  std::size_t fd_slots_ = 0;
+  std::size_t exhausted_cap_ = 0;  // 0: none
+  SteadyClock::time_point last_exhaustion_{};
+  SteadyClock::time_point last_fd_cut_{};
+  bool at_fd_limit_ = false;  // the episode being logged
+  std::size_t logged_slots_for_ = 0;
+  prometheus::Gauge* fd_limit_gauge_ = nullptr;
+  prometheus::Gauge* fds_open_ = nullptr;
+  prometheus::Gauge* fd_limit_reached_ = nullptr;
+  prometheus::Gauge* max_in_flight_gauge_ = nullptr;
+  prometheus::Counter* fd_exhaustions_ = nullptr;
 };
 
 }  // namespace vigie

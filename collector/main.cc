@@ -10,6 +10,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "collector/curl_driver.h"
 #include "collector/demo.h"
 #include "collector/engine.h"
+#include "collector/fd_limit.h"
 #include "collector/history_pg.h"
 #include "collector/log.h"
 #include "collector/peers.h"
@@ -189,8 +191,14 @@ int run(const RunOptions& opts) {
 
   boost::asio::io_context io(1);
   auto registry = std::make_shared<prometheus::Registry>();
+  // Descriptors: the soft limit raised to the hard one; a quarter for HTTP clients,
+  // the engine fits its probes in the rest (README "Limits").
+  const std::size_t fd_limit = raiseFdLimit();
   Engine engine(io, registry);
-  HttpServer server(io);
+  HttpServerOptions server_options;
+  server_options.max_connections =
+      std::min(server_options.max_connections, httpConnectionsFor(fd_limit));
+  HttpServer server(io, server_options);
   std::unique_ptr<PeerCollector> peers;
   const std::vector<std::string> peer_list = splitList(opts.peers);
   if (shard.count > 1 && (!peer_list.empty() || !opts.peers_dns.empty())) {

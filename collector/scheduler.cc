@@ -54,15 +54,16 @@ void Scheduler::startOrQueue(Id id, TimePoint scheduled, TimePoint, std::vector<
     out.push_back(Start{id, scheduled});
   } else {
     e.waiting = true;
-    waiting_.emplace_back(id, scheduled);
+    (e.slow ? waiting_slow_ : waiting_).emplace_back(id, scheduled);
   }
 }
 
 void Scheduler::poll(TimePoint now, std::vector<Start>& out) {
   // Waiting checks first: they were due before anything in the heap.
-  while (in_flight_ < max_in_flight_ && !waiting_.empty()) {
-    auto [id, scheduled] = waiting_.front();
-    waiting_.pop_front();
+  while (in_flight_ < max_in_flight_ && (!waiting_.empty() || !waiting_slow_.empty())) {
+    auto& queue = waiting_.empty() ? waiting_slow_ : waiting_;
+    auto [id, scheduled] = queue.front();
+    queue.pop_front();
     Entry& e = entries_[id];
     e.waiting = false;
     if (!e.alive || e.running) continue;
@@ -108,8 +109,12 @@ void Scheduler::finished(Id id) {
   --in_flight_;
 }
 
+void Scheduler::setSlow(Id id, bool slow) {
+  if (id < entries_.size()) entries_[id].slow = slow;
+}
+
 std::optional<Scheduler::TimePoint> Scheduler::nextWake() const {
-  if (!waiting_.empty() && in_flight_ < max_in_flight_) return SteadyClock::time_point::min();
+  if (waiting() > 0 && in_flight_ < max_in_flight_) return SteadyClock::time_point::min();
   // Stale heap items may make this early; a spurious wake costs one poll.
   if (heap_.empty()) return std::nullopt;
   return heap_.top().at;

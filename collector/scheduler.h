@@ -54,12 +54,17 @@ class Scheduler {
   bool startNow(Id id);
   /// A running check has finished: frees its slot. Call poll() after it.
   void finished(Id id);
+  /// Marks a check slow (its last attempt ran into its timeout, as a hung target's
+  /// does) or not. When checks wait for a slot, the others start first: a flood of
+  /// hung targets, each holding a slot for its whole timeout, cannot hold back the
+  /// checks that answer (each FIFO keeps its order).
+  void setSlow(Id id, bool slow);
 
   /// When poll() next has something to do; nullopt when nothing is scheduled.
   std::optional<TimePoint> nextWake() const;
 
   std::size_t inFlight() const { return in_flight_; }
-  std::size_t waiting() const { return waiting_.size(); }
+  std::size_t waiting() const { return waiting_.size() + waiting_slow_.size(); }
   std::uint64_t skipped() const { return skipped_; }
   bool running(Id id) const { return id < entries_.size() && entries_[id].running; }
 
@@ -71,6 +76,7 @@ class Scheduler {
     bool alive = false;
     bool running = false;
     bool waiting = false;
+    bool slow = false;
   };
   struct Due {
     TimePoint at;
@@ -85,7 +91,8 @@ class Scheduler {
   TimePoint epoch_;
   std::vector<Entry> entries_;
   std::priority_queue<Due, std::vector<Due>, std::greater<>> heap_;
-  std::deque<std::pair<Id, TimePoint>> waiting_;  // FIFO of (id, scheduled)
+  std::deque<std::pair<Id, TimePoint>> waiting_;       // FIFO of (id, scheduled)
+  std::deque<std::pair<Id, TimePoint>> waiting_slow_;  // likewise, served after waiting_
   std::size_t in_flight_ = 0;
   std::uint64_t skipped_ = 0;
 };

@@ -15,6 +15,8 @@
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
+#include "collector/fd_limit.h"
+
 namespace vigie {
 
 struct DiskProbe::Shared {
@@ -81,7 +83,17 @@ std::string humanBytes(double bytes) {
 
 std::string errnoText(int err) { return std::strerror(err); }
 
+// No descriptor left for open(): vigie's limit, not the volume's fault.
+Result outOfDescriptors(int err, const std::string& what, const std::string& file) {
+  Result r = Result::failure(Reason::internal,
+                             fmt::format("vigie is out of file descriptors (ulimit -n): {} {}: {}",
+                                         what, file, errnoText(err)));
+  r.out_of_descriptors = true;
+  return r;
+}
+
 Result writeFailure(int err, const std::string& what, const std::string& file) {
+  if (isOutOfDescriptors(err)) return outOfDescriptors(err, what, file);
   const std::string detail = fmt::format("{} {}: {}", what, file, errnoText(err));
   switch (err) {
     case EROFS:
@@ -100,6 +112,7 @@ Result writeFailure(int err, const std::string& what, const std::string& file) {
 }
 
 Result readFailure(int err, const std::string& what, const std::string& file) {
+  if (isOutOfDescriptors(err)) return outOfDescriptors(err, what, file);
   const std::string detail = fmt::format("{} {}: {}", what, file, errnoText(err));
   if (err == EACCES || err == EPERM) return Result::failure(Reason::permission, detail);
   return Result::failure(Reason::disk_read, detail);

@@ -542,6 +542,15 @@ Result HttpProbe::buildResult(CURLcode rc) {
     return r;
   };
 
+  if (rc != CURLE_OK && (ctx_.curl.outOfDescriptors(e) ||
+                         (rc == CURLE_COULDNT_RESOLVE_HOST &&
+                          curl_text.find("thread failed to start") != std::string::npos))) {
+    // No socket (or no resolver thread and its socketpair) for this attempt.
+    fail(Reason::internal, "vigie is out of file descriptors (ulimit -n): the attempt could "
+                           "not open a socket");
+    r.out_of_descriptors = true;
+    return r;
+  }
   if (rc != CURLE_OK) {
     switch (rc) {
       case CURLE_COULDNT_RESOLVE_HOST:

@@ -333,6 +333,17 @@ Result IngressProbe::assemble() {
 
   if (a.dns_failure) return failWith(a.dns_failure->reason, a.dns_failure->detail);
   if (r.targets.empty()) return failWith(Reason::internal, "no front-end address to probe");
+  // An address vigie could not even try (no descriptor left) says nothing of the front end.
+  for (const auto& tp : a.targets) {
+    const auto& h = tp->https_result;
+    const auto& redirect = tp->redirect_result;
+    if ((h && h->out_of_descriptors) || (redirect && redirect->out_of_descriptors)) {
+      const std::string& why = h && h->out_of_descriptors ? h->detail : redirect->detail;
+      failWith(Reason::internal, fmt::format("{}: {}", display(tp->address), why));
+      r.out_of_descriptors = true;
+      return r;
+    }
+  }
 
   const TargetResult* first_failing = nullptr;
   std::size_t failing = 0;

@@ -7,7 +7,9 @@
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -187,6 +189,14 @@ Result connectFailure(const std::string& message, const std::string& target) {
   if (detail.find("connection to server") == std::string::npos &&
       detail.find("could not translate host name") == std::string::npos) {
     detail = fmt::format("connect to {}: {}", target, detail);
+  }
+  // libpq's "could not create socket: Too many open files": vigie's limit.
+  if (detail.find(std::strerror(EMFILE)) != std::string::npos ||
+      detail.find(std::strerror(ENFILE)) != std::string::npos) {
+    Result r = Result::failure(Reason::internal,
+                               "vigie is out of file descriptors (ulimit -n): " + detail);
+    r.out_of_descriptors = true;
+    return r;
   }
   return Result::failure(reason, std::move(detail));
 }

@@ -148,6 +148,10 @@ struct Result {
   /// Nothing to report yet (a heartbeat before its first push is due): the
   /// engine drops this result, the check's state and history are unchanged.
   bool inconclusive = false;
+  /// The attempt could not run because vigie had no file descriptor left (EMFILE,
+  /// ENFILE): vigie's limit, not the target's fault. Reason `internal`; the engine
+  /// drops it like an inconclusive result and holds back new probes (README "Limits").
+  bool out_of_descriptors = false;
 
   static Result ok() {
     Result r;

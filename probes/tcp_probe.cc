@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "collector/fd_limit.h"
 #include "probes/conditions.h"
 #include "probes/tls_facts.h"
 
@@ -269,6 +270,14 @@ struct TcpProbe::Attempt : std::enable_shared_from_this<TcpProbe::Attempt> {
                 if (self->finished)
                   return;
                 self->result.phases.connect = secondsSince(self->connect_start);
+                if (ec && isOutOfDescriptors(ec.value())) {
+                  Result r = Result::failure(
+                      Reason::internal, "vigie is out of file descriptors (ulimit -n): the "
+                                        "attempt could not open a socket");
+                  r.out_of_descriptors = true;
+                  self->finish(std::move(r));
+                  return;
+                }
                 if (ec) {
                   self->fail(Reason::connect,
                              fmt::format("connect to {}:{}: {}", self->host,

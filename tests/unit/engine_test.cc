@@ -22,8 +22,13 @@ using namespace std::chrono_literals;
 class FakeProbe : public Probe {
  public:
   FakeProbe(boost::asio::io_context& io, std::chrono::milliseconds delay, Status status,
-            int* in_flight, int* max_in_flight)
-      : timer_(io), delay_(delay), status_(status), in_flight_(in_flight), max_(max_in_flight) {}
+            int* in_flight, int* max_in_flight, const bool* no_fds = nullptr)
+      : timer_(io),
+        delay_(delay),
+        status_(status),
+        in_flight_(in_flight),
+        max_(max_in_flight),
+        no_fds_(no_fds) {}
   void start(SteadyClock::time_point, Done done) override {
     ++*in_flight_;
     *max_ = std::max(*max_, *in_flight_);
@@ -37,6 +42,10 @@ class FakeProbe : public Probe {
       Result r = status_ == Status::fail ? Result::failure(Reason::http_status, "got 503")
                                          : Result::ok();
       r.status = status_;
+      if (no_fds_ && *no_fds_) {
+        r = Result::failure(Reason::internal, "vigie is out of file descriptors");
+        r.out_of_descriptors = true;
+      }
       done(std::move(r));
     });
   }
@@ -53,6 +62,7 @@ class FakeProbe : public Probe {
   bool running_ = false;
   int* in_flight_;
   int* max_;
+  const bool* no_fds_;
 };
 
 std::shared_ptr<Config> makeConfig(int services, std::chrono::milliseconds interval,
@@ -84,6 +94,7 @@ struct Fixture {
   int max_in_flight = 0;
   std::map<std::string, std::chrono::milliseconds> delays;  // by service name; default 5ms
   std::map<std::string, Status> statuses;
+  bool no_fds = false;  // every attempt finds no descriptor
   std::unique_ptr<Engine> engine;
 
   Fixture() {
@@ -91,7 +102,7 @@ struct Fixture {
       auto svc = c.key.substr(0, c.key.find('/'));
       auto d = delays.count(svc) ? delays[svc] : 5ms;
       auto s = statuses.count(svc) ? statuses[svc] : Status::ok;
-      return std::make_unique<FakeProbe>(io, d, s, &in_flight, &max_in_flight);
+      return std::make_unique<FakeProbe>(io, d, s, &in_flight, &max_in_flight, &no_fds);
     });
   }
   void runFor(std::chrono::milliseconds d) {
@@ -180,6 +191,57 @@ TEST(Engine, LagIsMeasured) {
     EXPECT_LT(fam.metric[0].histogram.sample_sum / fam.metric[0].histogram.sample_count, 0.01);
   }
   EXPECT_TRUE(found);
+}
+
+double metricValue(prometheus::Registry& r, const std::string& name) {
+  for (const auto& fam : r.Collect()) {
+    if (fam.name != name || fam.metric.empty()) continue;
+    const auto& m = fam.metric[0];
+    return fam.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+  }
+  return -1;
+}
+
+TEST(Engine, TheDescriptorLimitCapsProbesInFlight) {
+  Fixture f;
+  f.engine->setFdLimit(200);  // 200 - 50 for HTTP clients - 64 = 86 probes
+  for (int i = 0; i < 300; ++i) f.delays["svc" + std::to_string(i)] = 300ms;
+  f.engine->apply(makeConfig(300, 500ms, 400ms, 4096));
+  EXPECT_EQ(f.engine->effectiveMaxInFlight(), 86u);
+  f.runFor(1200ms);
+  EXPECT_EQ(f.max_in_flight, 86);
+  EXPECT_EQ(metricValue(*f.registry, "vigie_probes_max_in_flight"), 86);
+  EXPECT_EQ(metricValue(*f.registry, "vigie_fd_limit"), 200);
+  EXPECT_EQ(metricValue(*f.registry, "vigie_fd_limit_reached"), 1);  // checks wait for it
+  EXPECT_GT(metricValue(*f.registry, "vigie_fds_open"), 0);
+}
+
+TEST(Engine, AnAttemptWithoutDescriptorIsDroppedAndHoldsBackNewStarts) {
+  Fixture f;
+  for (int i = 0; i < 100; ++i) f.delays["svc" + std::to_string(i)] = 50ms;
+  f.engine->apply(makeConfig(100, 200ms, 150ms, 60));
+  f.runFor(450ms);
+  auto before = f.engine->snapshot();
+  for (const auto& c : before->checks) ASSERT_EQ(c->state, CheckState::up) << c->check->key;
+  std::map<std::string, int> results;
+  f.engine->on_result = [&](const CheckStatus& s) { ++results[s.check->key]; };
+
+  f.no_fds = true;
+  f.runFor(500ms);
+  EXPECT_TRUE(results.empty());  // no result applied: vigie's limit, not the targets'
+  auto during = f.engine->snapshot();
+  for (const auto& c : during->checks) {
+    EXPECT_EQ(c->state, CheckState::up) << c->check->key;
+    EXPECT_EQ(c->last->status, Status::ok);
+  }
+  EXPECT_GT(metricValue(*f.registry, "vigie_fd_exhaustions_total"), 0);
+  EXPECT_LT(f.engine->effectiveMaxInFlight(), 60u);
+  EXPECT_EQ(metricValue(*f.registry, "vigie_fd_limit_reached"), 1);
+
+  f.no_fds = false;
+  f.runFor(600ms);
+  EXPECT_EQ(results.size(), 100u);  // every check runs again, below the lowered cap
+  EXPECT_LE(f.max_in_flight, 60);
 }
 
 TEST(Engine, StopCancelsEverything) {

@@ -114,6 +114,41 @@ TEST(Scheduler, ASlowCheckDoesNotBlockOthers) {
   EXPECT_GE(s.skipped(), 4u);
 }
 
+TEST(Scheduler, WaitingChecksThatAnswerStartBeforeSlowOnes) {
+  // 100 hung checks (slow: their last attempt timed out) and 2 that answer, for 10
+  // slots: once everyone waits, a freed slot goes to a check that answers first.
+  Scheduler s(10, kEpoch);
+  for (Scheduler::Id i = 0; i < 102; ++i) {
+    s.add(i, fmt::format("s/{}", i), milliseconds(60000), kEpoch);
+    s.setSlow(i, i >= 2);
+  }
+  std::vector<Scheduler::Start> out;
+  s.poll(kEpoch + milliseconds(60000), out);
+  ASSERT_EQ(out.size(), 10u);
+  std::vector<Scheduler::Id> fast_started;
+  for (const auto& st : out) {
+    if (st.id < 2) fast_started.push_back(st.id);
+  }
+  EXPECT_EQ(s.waiting(), 92u);
+  // Free slots one at a time: the fast checks still waiting come first, then the
+  // slow ones in due order.
+  Scheduler::Id running = out.back().id;
+  for (std::size_t k = 0; k < 2 - fast_started.size(); ++k) {
+    s.finished(running);
+    out.clear();
+    s.poll(kEpoch + milliseconds(60001), out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_LT(out[0].id, 2u) << "a slow check started before a fast one";
+    running = out[0].id;
+  }
+  s.finished(running);
+  out.clear();
+  s.poll(kEpoch + milliseconds(60002), out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_GE(out[0].id, 2u);
+  EXPECT_EQ(s.waiting(), 89u + fast_started.size());
+}
+
 TEST(Scheduler, RemovedChecksStopRunning) {
   Scheduler s(10, kEpoch);
   s.add(0, "a/b", milliseconds(100), kEpoch);
