@@ -3,6 +3,7 @@
 #include <array>
 #include <boost/json.hpp>
 #include <chrono>
+#include <unordered_set>
 #include <variant>
 
 #include "collector/shard.h"
@@ -199,10 +200,12 @@ bool etagMatches(std::string_view if_none_match, std::string_view etag) {
   return listHas(if_none_match, etag);
 }
 
-void finishJson(const HttpRequest& req, HttpResponse& res, std::string_view cache_control) {
+namespace {
+
+void finishJsonWithEtag(const HttpRequest& req, HttpResponse& res, std::string_view cache_control,
+                        std::string etag) {
   res.status = 200;
   res.content_type = "application/json";
-  std::string etag = bodyEtag(res.body);
   res.headers.emplace_back("Cache-Control", std::string(cache_control));
   const std::string_view inm = req.header("If-None-Match");
   if (!inm.empty() && etagMatches(inm, etag)) {
@@ -210,6 +213,12 @@ void finishJson(const HttpRequest& req, HttpResponse& res, std::string_view cach
     res.body.clear();
   }
   res.headers.emplace_back("ETag", std::move(etag));
+}
+
+}  // namespace
+
+void finishJson(const HttpRequest& req, HttpResponse& res, std::string_view cache_control) {
+  finishJsonWithEtag(req, res, cache_control, bodyEtag(res.body));
 }
 
 json::object shardJson(const ShardSpec& shard) {
@@ -272,8 +281,12 @@ json::object checkJson(const CheckStatus& c, const ShardSpec* shard) {
   return o;
 }
 
-bool checksDocument(const Snapshot& snap, std::string_view states, SystemClock::time_point now,
-                    std::string& out) {
+namespace {
+
+// The /api/v1/checks document; `append` writes one check's JSON object.
+template <class AppendCheck>
+bool writeChecksDocument(const Snapshot& snap, std::string_view states,
+                         SystemClock::time_point now, std::string& out, AppendCheck append) {
   std::array<bool, 4> keep{true, true, true, true};
   if (!states.empty() && !parseStates(states, keep)) return false;
   // Serialized one check at a time: the whole document never exists as a tree.
@@ -286,7 +299,7 @@ bool checksDocument(const Snapshot& snap, std::string_view states, SystemClock::
     if (!c || !keep[static_cast<std::size_t>(c->state)]) continue;
     if (!first) doc.push_back(',');
     first = false;
-    doc.append(json::serialize(checkJson(*c, shard)));
+    append(c, shard, doc);
   }
   doc.append("],\"generated_at\":");
   doc.append(json::serialize(json::value(json::string(formatRfc3339(now)))));
@@ -299,17 +312,80 @@ bool checksDocument(const Snapshot& snap, std::string_view states, SystemClock::
   return true;
 }
 
+SystemClock::time_point generatedAt(const Snapshot* snap) {
+  return snap && snap->at != SystemClock::time_point{} ? snap->at : SystemClock::now();
+}
+
+void badStates(HttpResponse& res, std::string_view states) {
+  noStore(res);
+  res.jsonError(400, "unknown state in ?state=",
+                {{"state", std::string(states)}, {"allowed", "unknown,up,degraded,down"}});
+}
+
+}  // namespace
+
+bool checksDocument(const Snapshot& snap, std::string_view states, SystemClock::time_point now,
+                    std::string& out) {
+  return writeChecksDocument(
+      snap, states, now, out,
+      [](const std::shared_ptr<const CheckStatus>& c, const ShardSpec* shard, std::string& doc) {
+        doc.append(json::serialize(checkJson(*c, shard)));
+      });
+}
+
+void ChecksListCache::handle(const std::shared_ptr<const Snapshot>& snap, const HttpRequest& req,
+                             HttpResponse& res) {
+  // Without a time, "generated_at" is now: nothing to reuse.
+  if (!snap || snap->at == SystemClock::time_point{}) return handleChecksList(snap.get(), req, res);
+  const std::string* state = req.param("state");
+  const std::string states = state ? *state : std::string();
+  auto it = answers_.find(states);
+  if (it == answers_.end() || it->second.snapshot != snap) {
+    const ShardSpec* shard = snapshotShard(*snap);
+    const auto shard_key =
+        shard ? std::make_pair(shard->index, shard->count) : std::make_pair(0u, 0u);
+    if (shard_key != shard_) {
+      fragments_.clear();
+      shard_ = shard_key;
+    }
+    std::string body;
+    const bool ok = writeChecksDocument(
+        *snap, states, generatedAt(snap.get()), body,
+        [this](const std::shared_ptr<const CheckStatus>& c, const ShardSpec* sh, std::string& doc) {
+          // The fragment holds its status: the address cannot be reused meanwhile.
+          auto [f, fresh] = fragments_.try_emplace(c.get());
+          if (fresh || f->second.status != c) {
+            f->second.status = c;
+            f->second.json = json::serialize(checkJson(*c, sh));
+          }
+          doc.append(f->second.json);
+        });
+    if (!ok) return badStates(res, states);
+    // Forget the statuses that results have replaced.
+    if (fragments_.size() > 2 * snap->checks.size() + 64) {
+      std::unordered_set<const CheckStatus*> live;
+      live.reserve(snap->checks.size());
+      for (const auto& c : snap->checks) live.insert(c.get());
+      std::erase_if(fragments_, [&live](const auto& kv) { return live.count(kv.first) == 0; });
+    }
+    if (it == answers_.end()) {
+      if (answers_.size() >= 16) answers_.clear();  // a bounded number of filters
+      it = answers_.emplace(states, Answer{}).first;
+    }
+    it->second.snapshot = snap;
+    it->second.etag = bodyEtag(body);
+    it->second.body = std::move(body);
+  }
+  res.body = it->second.body;
+  finishJsonWithEtag(req, res, "no-store", it->second.etag);
+}
+
 void handleChecksList(const Snapshot* snap, const HttpRequest& req, HttpResponse& res) {
   const std::string* state = req.param("state");
   const std::string_view states = state ? std::string_view(*state) : std::string_view{};
   const Snapshot empty;
-  const auto generated =
-      snap && snap->at != SystemClock::time_point{} ? snap->at : SystemClock::now();
-  if (!checksDocument(snap ? *snap : empty, states, generated, res.body)) {
-    noStore(res);
-    res.jsonError(400, "unknown state in ?state=",
-                  {{"state", std::string(states)}, {"allowed", "unknown,up,degraded,down"}});
-    return;
+  if (!checksDocument(snap ? *snap : empty, states, generatedAt(snap), res.body)) {
+    return badStates(res, states);
   }
   finishJson(req, res, "no-store");
 }

@@ -7,8 +7,12 @@
 /// Pure functions of a Snapshot: callable from any thread that holds one.
 
 #include <boost/json/object.hpp>
+#include <map>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 
 #include "collector/snapshot.h"
 #include "exporters/http_server.h"
@@ -65,6 +69,31 @@ bool checksDocument(const Snapshot& snapshot, std::string_view states, SystemClo
 /// Bad `state` -> 400 JSON. "generated_at" is the snapshot's time (so an
 /// unchanged state keeps its ETag).
 void handleChecksList(const Snapshot* snapshot, const HttpRequest& req, HttpResponse& res);
+
+/// handleChecksList() for the route under load: each check's JSON is serialized
+/// once per result (a status never changes once published) and a whole answer,
+/// with its ETag, is reused while the snapshot and the filter stay the same. The
+/// answers are byte for byte handleChecksList()'s. Loop thread only; holds the
+/// last snapshot.
+class ChecksListCache {
+ public:
+  void handle(const std::shared_ptr<const Snapshot>& snapshot, const HttpRequest& req,
+              HttpResponse& res);
+
+ private:
+  struct Fragment {
+    std::shared_ptr<const CheckStatus> status;  // keeps the key's address unique
+    std::string json;
+  };
+  struct Answer {
+    std::shared_ptr<const Snapshot> snapshot;
+    std::string body;
+    std::string etag;
+  };
+  std::unordered_map<const CheckStatus*, Fragment> fragments_;
+  std::pair<unsigned, unsigned> shard_{0, 0};  // the fragments' shard fields
+  std::map<std::string, Answer> answers_;      // by ?state=
+};
 
 /// GET /api/v1/checks/{service}/{check} (each segment %-decoded). Unknown -> 404 JSON.
 void handleCheckOne(const Snapshot* snapshot, const HttpRequest& req, HttpResponse& res);

@@ -9,6 +9,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <charconv>
+#include <deque>
 #include <optional>
 #include <stdexcept>
 #include <unordered_set>
@@ -118,7 +119,8 @@ struct Acceptor {
 };
 
 struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
-  State(asio::io_context& i, HttpServerOptions o) : io(i), options(std::move(o)) {}
+  State(asio::io_context& i, HttpServerOptions o)
+      : io(i), options(std::move(o)), turn_timer(i), refilled(std::chrono::steady_clock::now()) {}
 
   asio::io_context& io;
   HttpServerOptions options;
@@ -128,6 +130,28 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   std::unordered_set<Connection*> connections;
   HttpServerStats stats;
   bool stopped = false;
+
+  // Loop share (options.max_loop_share): a token bucket of handler time, in
+  // nanoseconds of loop time; requests read while it is empty wait in `deferred`.
+  using Clock = std::chrono::steady_clock;
+  asio::steady_timer turn_timer;
+  bool turn_armed = false;
+  Clock::time_point refilled;
+  double tokens = 0;
+  std::deque<std::shared_ptr<Connection>> deferred;  // they hold no pending operation
+
+  bool bounded() const { return options.max_loop_share > 0 && options.max_loop_share < 1; }
+  double burst() const { return options.max_loop_share * 50e6; }
+  void refill(Clock::time_point now) {
+    tokens = std::min(burst(), tokens + options.max_loop_share *
+                                           static_cast<double>((now - refilled).count()));
+    refilled = now;
+  }
+  /// Runs the request now if the handlers' share allows, else queues it.
+  void admit(const std::shared_ptr<Connection>& c);
+  void charge(Clock::duration spent) { tokens -= static_cast<double>(spent.count()); }
+  void armTurn();
+  void serveDeferred();
 
   void accept(const std::shared_ptr<Acceptor>& a);
   void connectionClosed(Connection* c);
@@ -202,10 +226,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
       // end of stream, timeout (slow or idle client), reset: just close.
       return close();
     }
-    dispatch();
+    state_->admit(shared_from_this());
   }
 
+ public:
+  bool closed() const { return closed_; }
+
+  // Handles the request read last; its time is charged to the handlers' share.
   void dispatch() {
+    const auto t0 = HttpServer::State::Clock::now();
+    dispatchNow();
+    if (state_->bounded()) state_->charge(HttpServer::State::Clock::now() - t0);
+  }
+
+ private:
+  void dispatchNow() {
     ++state_->stats.requests;
     const RawRequest& raw = parser_->get();
     HttpRequest req;
@@ -315,6 +350,39 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool waiting_ = false;
 };
 
+void HttpServer::State::admit(const std::shared_ptr<Connection>& c) {
+  if (!bounded()) return c->dispatch();
+  refill(Clock::now());
+  if (deferred.empty() && tokens > 0) return c->dispatch();
+  ++stats.deferred;
+  deferred.push_back(c);
+  armTurn();
+}
+
+void HttpServer::State::armTurn() {
+  if (turn_armed || stopped || deferred.empty()) return;
+  turn_armed = true;
+  // When the bucket holds a millisecond of handler time again.
+  const double wait_ns = (1e6 - tokens) / options.max_loop_share;
+  turn_timer.expires_after(std::chrono::nanoseconds(static_cast<std::int64_t>(wait_ns)));
+  turn_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    self->turn_armed = false;
+    if (ec || self->stopped) return;
+    self->serveDeferred();
+  });
+}
+
+void HttpServer::State::serveDeferred() {
+  refill(Clock::now());
+  while (tokens > 0 && !deferred.empty()) {
+    auto c = std::move(deferred.front());
+    deferred.pop_front();
+    if (!c->closed()) c->dispatch();
+    refill(Clock::now());
+  }
+  armTurn();
+}
+
 void HttpServer::State::accept(const std::shared_ptr<Acceptor>& a) {
   if (stopped) return;
   a->acceptor.async_accept(
@@ -322,6 +390,7 @@ void HttpServer::State::accept(const std::shared_ptr<Acceptor>& a) {
         if (self->stopped || !a->acceptor.is_open()) return;
         if (ec) {
           if (ec == asio::error::operation_aborted) return;
+          ++self->stats.accept_errors;
           // Out of descriptors or similar: retry later rather than spin.
           a->retry.expires_after(std::chrono::milliseconds(100));
           a->retry.async_wait([self, a](boost::system::error_code wec) {
@@ -441,6 +510,8 @@ void HttpServer::stop() {
     a->retry.cancel();
   }
   state_->acceptors.clear();
+  state_->turn_timer.cancel();
+  state_->deferred.clear();
   // close() never runs completion handlers inline, so the set is stable here.
   const std::vector<Connection*> open(state_->connections.begin(), state_->connections.end());
   for (Connection* c : open) c->close();

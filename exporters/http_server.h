@@ -72,6 +72,11 @@ struct HttpServerOptions {
   std::chrono::milliseconds read_timeout{10000};  // a whole request, or an idle keep-alive
   std::chrono::milliseconds write_timeout{10000};
   std::size_t max_connections = 10000;  // beyond: accept waits for a close
+  /// The share of the loop's time request handlers may take (measured, as a token
+  /// bucket with a 50 ms burst): beyond it, a request waits a moment for its turn, so
+  /// a flood of /metrics or /api requests cannot hold back the probes that share the
+  /// loop. 1 (or more) disables the bound.
+  double max_loop_share = 0.5;
   std::string server_header = "vigie";
   /// Called with the exception's what() when a handler throws (for the log).
   std::function<void(std::string_view)> on_handler_error;
@@ -86,6 +91,8 @@ struct HttpServerStats {
   std::size_t connections_open = 0;
   std::uint64_t accept_pauses = 0;  // times max_connections was reached
   std::uint64_t unauthorized = 0;   // requests the guard answered 401 or 403
+  std::uint64_t accept_errors = 0;  // accept() failed (no descriptor left, ...): retried in 100 ms
+  std::uint64_t deferred = 0;       // requests that waited because handlers used their share
 };
 
 class HttpServer {

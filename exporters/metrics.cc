@@ -620,4 +620,46 @@ std::string renderSnapshotMetricsWith(const Snapshot* snapshot, std::string_view
   return out;
 }
 
+namespace {
+// Above this, SnapshotMetricsCache renders every time (scrapes of that many checks
+// come every few seconds, not thousands a second).
+constexpr std::size_t kMaxCachedMetrics = 16 << 20;
+}  // namespace
+
+std::string SnapshotMetricsCache::render(const std::shared_ptr<const Snapshot>& snapshot,
+                                         std::string_view version,
+                                         std::vector<MetricFamily> others) {
+  // Same control block: the same snapshot (an expired one never matches a new one).
+  const bool same = rendered_ && !snapshot_.owner_before(snapshot) &&
+                    !snapshot.owner_before(snapshot_) && version == version_;
+  if (!same) {
+    text_.clear();
+    names_.clear();
+    TextSink sink;
+    if (snapshot != nullptr) {
+      addSnapshot(sink, *snapshot, version);
+    } else {
+      addBuildInfo(sink, version);
+    }
+    sink.finish(text_, names_);
+    snapshot_ = snapshot;
+    version_ = std::string(version);
+    rendered_ = true;
+    if (text_.size() > kMaxCachedMetrics) {
+      // Thousands of checks: not worth a second copy of the text in memory.
+      rendered_ = false;
+      std::string out = std::move(text_);
+      text_ = std::string();
+      serializeFamilies(std::move(others), names_, out);
+      return out;
+    }
+  }
+  std::string out;
+  out.reserve(text_.size() + 16384);
+  out = text_;
+  std::unordered_set<std::string> seen = names_;
+  serializeFamilies(std::move(others), seen, out);
+  return out;
+}
+
 }  // namespace vigie

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "collector/snapshot.h"
@@ -60,6 +61,22 @@ std::string renderSnapshotMetrics(const Snapshot* snapshot, std::string_view ver
 /// reads only the immutable snapshot and `others`, may run on another thread).
 std::string renderSnapshotMetricsWith(const Snapshot* snapshot, std::string_view version,
                                       std::vector<prometheus::MetricFamily> others);
+
+/// renderSnapshotMetricsWith() for the /metrics route under load: a snapshot's
+/// families are written once (a snapshot never changes), `others` at every call.
+/// One thread at a time (the route's renderer); it does not keep the snapshot alive.
+class SnapshotMetricsCache {
+ public:
+  std::string render(const std::shared_ptr<const Snapshot>& snapshot, std::string_view version,
+                     std::vector<prometheus::MetricFamily> others);
+
+ private:
+  bool rendered_ = false;
+  std::weak_ptr<const Snapshot> snapshot_;
+  std::string version_;
+  std::string text_;
+  std::unordered_set<std::string> names_;
+};
 
 /// Content-Type of renderMetrics()'s output.
 inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";

@@ -28,7 +28,7 @@ class ServerStatsCollectable : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override {
     const HttpServerStats& s = server_.stats();
     std::vector<prometheus::MetricFamily> out;
-    out.reserve(5);
+    out.reserve(7);
     auto one = [&out](const char* name, const char* help, prometheus::MetricType type,
                       double value) {
       prometheus::MetricFamily f;
@@ -57,6 +57,14 @@ class ServerStatsCollectable : public prometheus::Collectable {
     one("vigie_http_accept_pauses_total",
         "Times the server stopped accepting because max connections was reached.",
         prometheus::MetricType::Counter, static_cast<double>(s.accept_pauses));
+    one("vigie_http_accept_errors_total",
+        "Times accepting a connection failed (no file descriptor left, ...); retried after "
+        "100 ms.",
+        prometheus::MetricType::Counter, static_cast<double>(s.accept_errors));
+    one("vigie_http_requests_deferred_total",
+        "Requests that waited a moment because request handlers had used their share "
+        "(half) of the loop's time, which the probes share.",
+        prometheus::MetricType::Counter, static_cast<double>(s.deferred));
     return out;
   }
 
@@ -77,20 +85,24 @@ void registerStandardRoutes(HttpServer& server, SnapshotSource snapshots,
   // counters, the self registry) is collected here, on the loop. One thread: scrapes
   // that overlap are rendered one after the other.
   auto renderer = std::make_shared<boost::asio::thread_pool>(1);
+  // Under a flood of scrapes, a snapshot's families are rendered once (on that thread).
+  auto metrics_cache = std::make_shared<SnapshotMetricsCache>();
+  auto checks_cache = std::make_shared<ChecksListCache>();
   server.routeAsync(
       http::verb::get, "/metrics",
-      [snapshots, version = std::move(version), server_metrics, &self, renderer,
+      [snapshots, version = std::move(version), server_metrics, &self, renderer, metrics_cache,
        &io = server.io()](const HttpRequest&, HttpRespond respond) {
         auto snap = snapshots ? snapshots() : nullptr;
         std::vector<prometheus::MetricFamily> others = server_metrics->Collect();
         for (auto& f : self.Collect()) others.push_back(std::move(f));
         boost::asio::post(*renderer, [snap = std::move(snap), version, others = std::move(others),
-                                      respond = std::move(respond), &io]() mutable {
+                                      respond = std::move(respond), metrics_cache,
+                                      &io]() mutable {
           // Named, so that its CPU shows apart in /proc (top -H, bench/).
           pthread_setname_np(pthread_self(), "vigie-metrics");
           HttpResponse res;
           try {
-            res.body = renderSnapshotMetricsWith(snap.get(), version, std::move(others));
+            res.body = metrics_cache->render(snap, version, std::move(others));
             res.content_type = std::string(kMetricsContentType);
             res.headers.emplace_back("Cache-Control", "no-store");
           } catch (const std::exception& e) {
@@ -107,9 +119,9 @@ void registerStandardRoutes(HttpServer& server, SnapshotSource snapshots,
       });
 
   server.route(http::verb::get, std::string(kChecksPath),
-               [snapshots](const HttpRequest& req, HttpResponse& res) {
+               [snapshots, checks_cache](const HttpRequest& req, HttpResponse& res) {
                  const auto snap = snapshots ? snapshots() : nullptr;
-                 handleChecksList(snap.get(), req, res);
+                 checks_cache->handle(snap, req, res);
                });
   server.route(http::verb::get, std::string(kChecksPath) + "/*",
                [whole](const HttpRequest& req, HttpResponse& res) {

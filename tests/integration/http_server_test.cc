@@ -18,6 +18,8 @@
 #include <boost/json.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -380,6 +382,76 @@ TEST_F(HttpServerTest, StopClosesConnectionsAndEndsTheLoop) {
   EXPECT_TRUE(stopAndJoin());
   EXPECT_TRUE(c.closedWithin(2000ms));
   EXPECT_TRUE(half.closedWithin(2000ms));
+}
+
+// Handlers may take a bounded share of the loop: a flood of slow requests waits its
+// turn while other work on the loop (the probes, here a 5 ms ticker) goes on.
+TEST(HttpServerShare, AFloodOfSlowRequestsLeavesTheLoopToOthers) {
+  boost::asio::io_context io;
+  HttpServerOptions o;
+  o.max_loop_share = 0.25;
+  HttpServer server(io, o);
+  constexpr auto kWork = 30ms;
+  server.route(http::verb::get, "/busy", [&](const HttpRequest&, HttpResponse& res) {
+    const auto until = std::chrono::steady_clock::now() + kWork;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    res.body = "done";
+  });
+  server.listen("127.0.0.1:0");
+  boost::asio::steady_timer ticker(io);
+  std::atomic<long> max_gap_us{0};
+  std::atomic<bool> ticking{true};
+  auto last = std::chrono::steady_clock::now();
+  std::function<void()> tick = [&] {
+    ticker.expires_after(5ms);
+    ticker.async_wait([&](boost::system::error_code ec) {
+      if (ec || !ticking) return;
+      const auto now = std::chrono::steady_clock::now();
+      const long gap = std::chrono::duration_cast<std::chrono::microseconds>(now - last).count();
+      if (gap > max_gap_us) max_gap_us = gap;
+      last = now;
+      tick();
+    });
+  };
+  boost::asio::post(io, [&] {
+    last = std::chrono::steady_clock::now();
+    tick();
+  });
+  auto done = std::async(std::launch::async, [&] { io.run(); });
+
+  // 8 clients, 3 pipelined requests each: 720 ms of handler work at once.
+  std::vector<std::unique_ptr<Client>> clients;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 8; ++i) {
+    clients.push_back(std::make_unique<Client>(server.port()));
+    clients.back()->setTimeout(10000ms);
+    std::string reqs;
+    for (int k = 0; k < 3; ++k) reqs += "GET /busy HTTP/1.1\r\nHost: t\r\n\r\n";
+    clients.back()->send(reqs);
+  }
+  int answered = 0;
+  for (auto& c : clients) {
+    for (int k = 0; k < 3; ++k) answered += c->read().body == "done";
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - t0;
+  ticking = false;
+  boost::asio::post(io, [&] {
+    ticker.cancel();
+    server.stop();
+  });
+  ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(answered, 24);
+  // 720 ms of handlers at a quarter of the loop: about 2.9 s, less one 12.5 ms burst.
+  EXPECT_GE(elapsed, 2500ms);
+  EXPECT_GT(server.stats().deferred, 0u);
+  // Between two handlers, the ticker ran: its longest gap is one handler, not the flood
+  // (without the bound, 8 handlers back to back: 240 ms).
+  EXPECT_LT(max_gap_us.load(), 150000) << "longest gap between ticks: " << max_gap_us << " us";
+  std::printf("[ figures ] 24 requests of 30 ms at a quarter of the loop: %.2f s, %llu deferred, "
+              "longest gap of a 5 ms ticker %.1f ms\n",
+              std::chrono::duration<double>(elapsed).count(),
+              static_cast<unsigned long long>(server.stats().deferred), max_gap_us / 1000.0);
 }
 
 TEST(HttpServerListen, Ipv6AndBadAddresses) {

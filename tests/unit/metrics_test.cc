@@ -8,6 +8,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
@@ -627,6 +628,100 @@ TEST(Api, OneCheckAndHostileStrings) {
     EXPECT_EQ(miss.content_type, "application/json");
     EXPECT_TRUE(boost::json::parse(miss.body).as_object().contains("error"));
   }
+}
+
+// --- caches for the routes under load ---
+
+TEST(Metrics, CacheRendersEachSnapshotOnceWithFreshOthers) {
+  prometheus::Registry self;
+  auto& counter = prometheus::BuildCounter()
+                      .Name("vigie_scheduler_late_starts_total")
+                      .Help("Probes started late.")
+                      .Register(self)
+                      .Add({});
+  SnapshotMetricsCache cache;
+  std::shared_ptr<const Snapshot> snap = sampleSnapshot();
+  EXPECT_EQ(cache.render(snap, "0.1.0", self.Collect()),
+            renderSnapshotMetrics(snap.get(), "0.1.0", {&self}));
+  counter.Increment(7);  // the others are collected at every call
+  const std::string second = cache.render(snap, "0.1.0", self.Collect());
+  EXPECT_EQ(second, renderSnapshotMetrics(snap.get(), "0.1.0", {&self}));
+  EXPECT_TRUE(hasLine(second, "vigie_scheduler_late_starts_total 7"));
+  // A new snapshot (one status replaced) is rendered again.
+  auto next = std::make_shared<Snapshot>(*snap);
+  auto down = std::make_shared<CheckStatus>(*next->checks[0]);
+  down->state = CheckState::down;
+  next->checks[0] = down;
+  EXPECT_EQ(cache.render(next, "0.1.0", self.Collect()),
+            renderSnapshotMetrics(next.get(), "0.1.0", {&self}));
+  EXPECT_EQ(cache.render(nullptr, "0.1.0", {}), renderSnapshotMetrics(nullptr, "0.1.0", {}));
+  // The cache does not keep a snapshot alive, and a new one never passes for it.
+  std::weak_ptr<const Snapshot> gone = next;
+  next.reset();
+  EXPECT_TRUE(gone.expired());
+  auto fresh = sampleSnapshot();
+  EXPECT_EQ(cache.render(fresh, "0.1.0", {}), renderSnapshotMetrics(fresh.get(), "0.1.0", {}));
+}
+
+TEST(Api, ListCacheAnswersByteForByteAsTheHandler) {
+  namespace http = boost::beast::http;
+  auto run = [](const std::shared_ptr<const Snapshot>& snap, ChecksListCache* cache,
+                const std::string& state, const std::string& if_none_match) {
+    http::request<http::string_body> raw;
+    if (!if_none_match.empty()) raw.set("If-None-Match", if_none_match);
+    HttpRequest req;
+    req.path = req.target = "/api/v1/checks";
+    if (!state.empty()) req.query = {{"state", state}};
+    req.raw = &raw;
+    HttpResponse res;
+    if (cache) {
+      cache->handle(snap, req, res);
+    } else {
+      handleChecksList(snap.get(), req, res);
+    }
+    return res;
+  };
+  auto same = [&](const std::shared_ptr<const Snapshot>& snap, ChecksListCache& cache,
+                  const std::string& state, const std::string& inm = "") {
+    const HttpResponse a = run(snap, &cache, state, inm);
+    const HttpResponse b = run(snap, nullptr, state, inm);
+    EXPECT_EQ(a.status, b.status) << state;
+    EXPECT_EQ(a.body, b.body) << state;
+    EXPECT_EQ(a.headers, b.headers) << state;
+    EXPECT_EQ(a.content_type, b.content_type) << state;
+    return a;
+  };
+  ChecksListCache cache;
+  same(sampleSnapshot(), cache, "");  // no time: "generated_at" is now, never reused
+  auto timed = sampleSnapshot();
+  timed->at = at(1700000002);
+  std::shared_ptr<const Snapshot> snap = timed;
+  const HttpResponse first = same(snap, cache, "");
+  ASSERT_EQ(first.status, 200u);
+  same(snap, cache, "");  // from the cache now
+  same(snap, cache, "down");
+  same(snap, cache, "sideways");  // 400
+  // One status replaced: a new answer, the other check's JSON reused.
+  auto next = std::make_shared<Snapshot>(*snap);
+  auto changed = std::make_shared<CheckStatus>(*next->checks[1]);
+  changed->state = CheckState::up;
+  changed->last->detail = "back";
+  next->checks[1] = changed;
+  next->at = at(1700000003);
+  const HttpResponse second = same(next, cache, "");
+  EXPECT_NE(second.body, first.body);
+  same(next, cache, "down");
+  // A matching If-None-Match: 304 without a body, as the handler does.
+  std::string etag;
+  for (const auto& [k, v] : second.headers) {
+    if (k == "ETag") etag = v;
+  }
+  const HttpResponse not_modified = same(next, cache, "", etag);
+  EXPECT_EQ(not_modified.status, 304u);
+  EXPECT_TRUE(not_modified.body.empty());
+  // The cache's answer for a snapshot does not outlive it: back to the first.
+  EXPECT_EQ(same(snap, cache, "").body, first.body);
+  same(nullptr, cache, "");
 }
 
 // --- shared helpers ---
