@@ -1,5 +1,7 @@
 #include "collector/log.h"
 
+#include "probes/utf8.h"
+
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -8,37 +10,6 @@
 #include <stdexcept>
 
 namespace vigie {
-
-namespace {
-
-// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629), 0 when none starts there.
-std::size_t utf8Length(const std::string& s, std::size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  std::size_t len = 0;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  const auto c1 = static_cast<unsigned char>(s[i + 1]);
-  if (c1 < lo || c1 > hi) return 0;
-  for (std::size_t k = 2; k < len; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
-  }
-  return len;
-}
-
-}  // namespace
 
 std::string jsonEscape(const std::string& s) {
   std::string out;
@@ -59,7 +30,7 @@ std::string jsonEscape(const std::string& s) {
           out += hex[c & 0xf];
         } else if (c < 0x80) {
           out += static_cast<char>(c);
-        } else if (const std::size_t len = utf8Length(s, i); len > 0) {
+        } else if (const std::size_t len = utf8SequenceLength(s, i); len > 0) {
           out.append(s, i, len);
           i += len - 1;
         } else {

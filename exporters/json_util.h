@@ -12,6 +12,8 @@
 #include "collector/snapshot.h"
 #include "probes/probe.h"
 
+#include "probes/utf8.h"  // isValidUtf8, utf8SequenceLength
+
 namespace vigie {
 
 /// RFC 3339 in UTC with milliseconds: "2024-05-01T12:34:56.789Z".
@@ -20,9 +22,6 @@ std::string formatRfc3339(SystemClock::time_point tp);
 
 /// Seconds since the Unix epoch, as a double with millisecond precision.
 double unixSeconds(SystemClock::time_point tp);
-
-/// True when `s` is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
-bool isValidUtf8(std::string_view s);
 
 /// Returns `s` as valid UTF-8 of at most `max_bytes` bytes: each invalid byte
 /// becomes U+FFFD, and the text is cut on a character boundary. Cheap when `s`

@@ -419,7 +419,9 @@ struct TcpProbe::Attempt : std::enable_shared_from_this<TcpProbe::Attempt> {
     return true;
   }
 
-  void expectLine() {
+  // Matches the step's regex against the complete lines buffered so far; on a
+  // match sends the step's reply and returns true.
+  bool matchBufferedLines() {
     const Step &st = (*steps)[step];
     std::string line;
     while (takeLine(line)) {
@@ -434,10 +436,16 @@ struct TcpProbe::Attempt : std::enable_shared_from_this<TcpProbe::Attempt> {
         log(fmt::format("Regexp matched: /{}/ in \"{}\"", st.expect, snippet(line)));
         // The match refers to `line`: expand before it goes.
         sendStep(m);
-        return;
+        return true;
       }
       last_line = line;
     }
+    return false;
+  }
+
+  void expectLine() {
+    if (matchBufferedLines())
+      return;
     auto self = shared_from_this();
     readSome([self](const boost::system::error_code &ec, std::size_t n) {
       if (self->finished)
@@ -467,22 +475,8 @@ struct TcpProbe::Attempt : std::enable_shared_from_this<TcpProbe::Attempt> {
   }
 
   void expectLineAtEof() {
-    const Step &st = (*steps)[step];
-    std::string line;
-    while (takeLine(line)) {
-      boost::smatch m;
-      bool hit = false;
-      try {
-        hit = boost::regex_search(line, m, *st.re);
-      } catch (const std::exception &) {
-      }
-      if (hit) {
-        sendStep(m);
-        return;
-      }
-      last_line = line;
-    }
-    regexFailed();
+    if (!matchBufferedLines())
+      regexFailed();
   }
 
   void regexFailed() {

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "probes/utf8.h"
+
 namespace vigie::fuzz {
 
 [[noreturn]] inline void fail(const char* what, std::string_view detail = {}) {
@@ -22,38 +24,7 @@ namespace vigie::fuzz {
   } while (0)
 
 /// Well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF).
-inline bool validUtf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) return false;
-    const auto c1 = static_cast<unsigned char>(s[i + 1]);
-    if (c1 < lo || c1 > hi) return false;
-    for (std::size_t k = 2; k < len; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    i += len;
-  }
-  return true;
-}
+inline bool validUtf8(std::string_view s) { return ::vigie::isValidUtf8(s); }
 
 /// One line of text for a human: valid UTF-8, no NUL, no control character.
 inline bool cleanLine(std::string_view s) {

@@ -30,6 +30,7 @@
 #include "collector/curl_driver.h"
 #include "exporters/http_server.h"
 #include "probes/registry.h"
+#include "tests/support/http_client.h"
 #include "tests/support/blackbox.h"
 #include "tests/support/fault_server.h"
 #include "tests/support/nginx.h"
@@ -85,15 +86,6 @@ std::string escape(const std::string& s) {
   curl_free(e);
   curl_easy_cleanup(c);
   return out;
-}
-
-bool eventually(std::chrono::milliseconds limit, const std::function<bool()>& pred) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return pred();
 }
 
 /// One exposition: series identity ("name{labels}" as written) -> value text.

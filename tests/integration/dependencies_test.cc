@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/http_client.h"
 #include "tests/support/ports.h"
 #include "tests/support/postgres.h"
 #include "tests/support/process.h"
@@ -24,37 +25,6 @@ namespace vigie::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-struct Http {
-  long status = 0;
-  std::string body;
-};
-
-Http get(const std::string& url) {
-  Http out;
-  CURL* c = curl_easy_init();
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION,
-                   +[](char* p, size_t s, size_t n, void* ud) -> size_t {
-                     static_cast<std::string*>(ud)->append(p, s * n);
-                     return s * n;
-                   });
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
-  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);
-  curl_easy_cleanup(c);
-  return out;
-}
-
-bool eventually(std::chrono::milliseconds limit, const std::function<bool()>& pred) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return pred();
-}
 
 bool hasLine(const std::string& text, const std::string& line) {
   std::istringstream in(text);
@@ -102,7 +72,7 @@ TEST(Dependencies, RootCausePagesOnceAndRecovers) {
                  dir + "/log.txt",
                  ""});
   auto service = [&](const std::string& name) {
-    const auto r = get(base + "/api/v1/services/" + name);
+    const auto r = httpGet(base + "/api/v1/services/" + name);
     if (r.status != 200) return boost::json::object{};
     return boost::json::parse(r.body).as_object();
   };
@@ -129,7 +99,7 @@ TEST(Dependencies, RootCausePagesOnceAndRecovers) {
 
   // One series says who is the cause; the root has none; "down" alerts can
   // exclude caused services with `unless on(service) vigie_service_cause == 1`.
-  const auto metrics = get(base + "/metrics").body;
+  const auto metrics = httpGet(base + "/metrics").body;
   EXPECT_TRUE(hasLine(metrics,
                       R"(vigie_service_cause{service="obsportal",group="data",cause="shared-postgres"} 1)"))
       << metrics;
@@ -144,12 +114,12 @@ TEST(Dependencies, RootCausePagesOnceAndRecovers) {
   // second event, down -> down, names the cause.)
   std::string events;
   EXPECT_TRUE(eventually(5s, [&] {
-    events = get(base + "/api/v1/events?subject=service&name=obsportal").body;
+    events = httpGet(base + "/api/v1/events?subject=service&name=obsportal").body;
     return events.find(R"("cause":"shared-postgres")") != std::string::npos;
   })) << events;
 
   // The page says it in words.
-  const auto page = get(base + "/").body;
+  const auto page = httpGet(base + "/").body;
   EXPECT_NE(page.find("down because <a href=\"/services/shared-postgres\">shared-postgres</a> is down"),
             std::string::npos);
 
@@ -164,7 +134,7 @@ TEST(Dependencies, RootCausePagesOnceAndRecovers) {
   const auto& password = Postgres::password();
   for (const std::string path : {"/api/v1/services", "/api/v1/checks", "/metrics", "/",
                                  "/services/obsportal", "/api/v1/events"}) {
-    EXPECT_EQ(get(base + path).body.find(password), std::string::npos) << path;
+    EXPECT_EQ(httpGet(base + path).body.find(password), std::string::npos) << path;
   }
   EXPECT_EQ(vigie.output().find(password), std::string::npos);
   vigie.stop();

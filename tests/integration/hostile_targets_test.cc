@@ -32,6 +32,8 @@
 
 #include "collector/curl_driver.h"
 #include "probes/http_probe.h"
+#include "probes/utf8.h"
+#include "tests/support/http_client.h"
 #include "tests/support/fault_server.h"
 #include "tests/support/netns.h"
 #include "tests/support/nginx.h"
@@ -42,6 +44,9 @@ namespace vigie {
 namespace {
 
 using namespace std::chrono_literals;
+using test::eventually;
+using test::Http;
+using test::httpGet;
 using test::FaultServer;
 namespace json = boost::json;
 
@@ -49,37 +54,6 @@ constexpr const char* kHosts =
     "127.0.0.1 localhost\n"
     "::1 localhost\n"
     "127.0.0.1 resolver.vigie.test\n";
-
-struct Http {
-  long status = 0;
-  std::string body;
-};
-
-Http get(const std::string& url) {
-  Http out;
-  CURL* c = curl_easy_init();
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION,
-                   +[](char* p, size_t s, size_t n, void* ud) -> size_t {
-                     static_cast<std::string*>(ud)->append(p, s * n);
-                     return s * n;
-                   });
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
-  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);
-  curl_easy_cleanup(c);
-  return out;
-}
-
-bool eventually(std::chrono::milliseconds limit, const std::function<bool()>& pred) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return pred();
-}
 
 // The value of the first sample whose line starts with `prefix`; nullopt when absent.
 std::optional<double> metric(const std::string& text, const std::string& prefix) {
@@ -101,24 +75,11 @@ double lagShareUnder(const std::string& metrics, const std::string& le) {
 }
 
 bool validUtf8WithoutControls(std::string_view s, bool allow_newlines) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      if ((c < 0x20 && !(allow_newlines && (c == '\n' || c == '\t'))) || c == 0x7f) return false;
-      ++i;
-      continue;
-    }
-    const std::size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (len == 0 || c < 0xC2 || c > 0xF4 || i + len > s.size()) return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    // No surrogates (ED A0..BF) nor overlong three-byte forms (E0 80..9F).
-    const auto c1 = static_cast<unsigned char>(s[i + 1]);
-    if ((c == 0xED && c1 >= 0xA0) || (c == 0xE0 && c1 < 0xA0)) return false;
-    i += len;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c < 0x20 && !(allow_newlines && (c == '\n' || c == '\t'))) || c == 0x7f) return false;
   }
-  return true;
+  return isValidUtf8(s);
 }
 
 // kB of a /proc/<pid>/status field (VmRSS, VmHWM).
@@ -207,7 +168,7 @@ TEST(HostileTargets, EachFailsItsOwnCheckWithAPreciseReasonWhileHealthyKeepsSche
   // Until every hostile check has a result.
   json::value doc;
   ASSERT_TRUE(eventually(15s, [&] {
-    const Http r = get(base + "/api/v1/checks");
+    const Http r = httpGet(base + "/api/v1/checks");
     if (r.status != 200) return false;
     doc = json::parse(r.body);
     for (const auto& c : doc.at("checks").as_array()) {
@@ -225,7 +186,7 @@ TEST(HostileTargets, EachFailsItsOwnCheckWithAPreciseReasonWhileHealthyKeepsSche
   const double cpu_start = cpuSeconds(vigie.pid());
   std::this_thread::sleep_for(5s);
   const double cpu = cpuSeconds(vigie.pid()) - cpu_start;
-  const Http api = get(base + "/api/v1/checks");
+  const Http api = httpGet(base + "/api/v1/checks");
   const double window =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
   ASSERT_EQ(api.status, 200);
@@ -271,7 +232,7 @@ TEST(HostileTargets, EachFailsItsOwnCheckWithAPreciseReasonWhileHealthyKeepsSche
   // blocking it (the lag histogram covers every check). A loop blocked by a body
   // (read whole, parsed recursively) would show seconds; a loaded CI machine alone
   // shows tens of milliseconds now and then. Nor do they cost much CPU.
-  const Http m = get(base + "/metrics");
+  const Http m = httpGet(base + "/metrics");
   ASSERT_EQ(m.status, 200);
   EXPECT_TRUE(validUtf8WithoutControls(m.body, true));
   const double under_50ms = lagShareUnder(m.body, "0.05");
@@ -349,7 +310,7 @@ TEST(HungTargets, ThousandsUnderUlimit1024AreTimeoutsAndHealthyChecksGoOn) {
   json::value doc;
   std::map<std::string, int> reasons;
   const bool all = eventually(30s, [&] {
-    const Http r = get(base + "/api/v1/checks?state=down");
+    const Http r = httpGet(base + "/api/v1/checks?state=down");
     if (r.status != 200) return false;
     doc = json::parse(r.body);
     reasons.clear();
@@ -366,7 +327,7 @@ TEST(HungTargets, ThousandsUnderUlimit1024AreTimeoutsAndHealthyChecksGoOn) {
   ASSERT_TRUE(all) << seen << vigie.output().substr(0, 4000);
   for (const auto& [r, n] : reasons) EXPECT_EQ(r.rfind("timeout: ", 0), 0u) << n << " x " << r;
 
-  const Http m = get(base + "/metrics");
+  const Http m = httpGet(base + "/metrics");
   ASSERT_EQ(m.status, 200);
   EXPECT_EQ(metric(m.body, "vigie_fd_limit "), 1024);
   EXPECT_EQ(metric(m.body, "vigie_fd_limit_reached "), 1) << m.body.substr(0, 2000);
@@ -380,7 +341,7 @@ TEST(HungTargets, ThousandsUnderUlimit1024AreTimeoutsAndHealthyChecksGoOn) {
   EXPECT_GT(metric(m.body, "vigie_probes_waiting ").value_or(0), 0);
 
   // Healthy checks kept getting results, every one a success.
-  const Http api = get(base + "/api/v1/checks?state=up");
+  const Http api = httpGet(base + "/api/v1/checks?state=up");
   ASSERT_EQ(api.status, 200);
   doc = json::parse(api.body);
   std::uint64_t healthy_results = 0;

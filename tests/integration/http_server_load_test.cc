@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/http_client.h"
 #include "tests/support/nginx.h"
 #include "tests/support/ports.h"
 #include "tests/support/process.h"
@@ -34,37 +35,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace json = boost::json;
-
-struct Http {
-  long status = 0;
-  std::string body;
-};
-
-Http get(const std::string& url) {
-  Http out;
-  CURL* c = curl_easy_init();
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION,
-                   +[](char* p, size_t s, size_t n, void* ud) -> size_t {
-                     static_cast<std::string*>(ud)->append(p, s * n);
-                     return s * n;
-                   });
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
-  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);
-  curl_easy_cleanup(c);
-  return out;
-}
-
-bool eventually(std::chrono::milliseconds limit, const std::function<bool()>& pred) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return pred();
-}
 
 std::optional<double> metric(const std::string& text, const std::string& prefix) {
   std::istringstream in(text);
@@ -108,7 +78,7 @@ class VigieWithTargets {
   // Results so far per check key, once every check has one.
   std::map<std::string, std::uint64_t> results() {
     std::map<std::string, std::uint64_t> out;
-    const Http r = get(base() + "/api/v1/checks");
+    const Http r = httpGet(base() + "/api/v1/checks");
     if (r.status != 200) return out;
     const json::value doc = json::parse(r.body);
     for (const auto& c : doc.at("checks").as_array()) {
@@ -154,7 +124,7 @@ TEST(ServerUnderLoad, WrkOnMetricsAndApiWhileProbingKeepsItsSchedule) {
     }
     return true;
   })) << v.process().output();
-  const Histogram lag_before = lagHistogram(get(v.base() + "/metrics").body);
+  const Histogram lag_before = lagHistogram(httpGet(v.base() + "/metrics").body);
 
   // wrk alternates /metrics and /api/v1/checks over 2,000 connections, niced: on a
   // 2-core machine its threads would otherwise take the CPU vigie's loop needs, where
@@ -186,7 +156,7 @@ TEST(ServerUnderLoad, WrkOnMetricsAndApiWhileProbingKeepsItsSchedule) {
   for (const auto& [k, n] : after) fewest = std::min(fewest, n - before[k]);
   const double turns = window / 0.5;
   EXPECT_GE(static_cast<double>(fewest), 0.6 * turns) << fewest << " results in " << window << " s";
-  const std::string metrics = get(v.base() + "/metrics").body;
+  const std::string metrics = httpGet(v.base() + "/metrics").body;
   const Histogram lag_after = lagHistogram(metrics);
   const double starts = lag_after.count - lag_before.count;
   auto share = [&](const std::string& le) {
@@ -199,7 +169,7 @@ TEST(ServerUnderLoad, WrkOnMetricsAndApiWhileProbingKeepsItsSchedule) {
   EXPECT_GE(share("1"), 0.99) << "lag <= 1 s for " << share("1") * 100 << "%";
   // nginx shares the two cores too: a probe of it may time out (500 ms); nothing else.
   int timeouts = 0;
-  const json::value doc = json::parse(get(v.base() + "/api/v1/checks").body);
+  const json::value doc = json::parse(httpGet(v.base() + "/api/v1/checks").body);
   for (const auto& c : doc.at("checks").as_array()) {
     for (const auto& r : c.at("recent").as_array()) {
       if (r.at("status").as_string() == "ok") continue;
@@ -228,7 +198,7 @@ TEST(ServerUnderLoad, WrkOnMetricsAndApiWhileProbingKeepsItsSchedule) {
 
   // Every connection closed afterwards; vigie serves on.
   EXPECT_TRUE(eventually(5s, [&] {
-    return metric(get(v.base() + "/metrics").body, "vigie_http_connections ").value_or(99) <= 1;
+    return metric(httpGet(v.base() + "/metrics").body, "vigie_http_connections ").value_or(99) <= 1;
   }));
   EXPECT_TRUE(v.process().running());
   const int st = v.process().stop();
@@ -342,7 +312,7 @@ TEST(ServerLimits, EveryBadRequestGetsAJsonErrorAndVigieServesOn) {
     EXPECT_TRUE(v.process().running());
   }
   // vigie is still whole: it answers, probes and stops cleanly.
-  EXPECT_EQ(get(v.base() + "/healthz").status, 200);
+  EXPECT_EQ(httpGet(v.base() + "/healthz").status, 200);
   const auto results = v.results();
   EXPECT_EQ(results.size(), 2u);
   const int st = v.process().stop();

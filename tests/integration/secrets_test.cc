@@ -23,6 +23,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/http_client.h"
 #include "tests/support/nginx.h"
 #include "tests/support/ports.h"
 #include "tests/support/postgres.h"
@@ -66,15 +67,6 @@ Http request(const std::string& method, const std::string& url,
   curl_slist_free_all(list);
   curl_easy_cleanup(c);
   return out;
-}
-
-bool eventually(std::chrono::milliseconds limit, const std::function<bool()>& pred) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return pred();
 }
 
 std::string base64(const std::string& in) {

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/http_client.h"
 #include "tests/support/ports.h"
 #include "tests/support/process.h"
 
@@ -73,15 +74,6 @@ Http request(const std::string& url, const std::string* post_body = nullptr, boo
   }
   curl_easy_cleanup(c);
   return out;
-}
-
-bool eventually(std::chrono::milliseconds limit, const std::function<bool()>& pred) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return pred();
 }
 
 json::object getJson(const std::string& url) {

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/http_client.h"
 #include "tests/support/nginx.h"
 #include "tests/support/ports.h"
 #include "tests/support/process.h"
@@ -25,38 +26,6 @@ namespace vigie::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-struct Http {
-  long status = 0;
-  std::string body;
-};
-
-Http get(const std::string& url) {
-  Http out;
-  CURL* c = curl_easy_init();
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION,
-                   +[](char* p, size_t s, size_t n, void* ud) -> size_t {
-                     static_cast<std::string*>(ud)->append(p, s * n);
-                     return s * n;
-                   });
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
-  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);
-  curl_easy_cleanup(c);
-  return out;
-}
-
-// Polls `pred` every 100 ms until it holds or `limit` passes.
-bool eventually(std::chrono::milliseconds limit, const std::function<bool()>& pred) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return pred();
-}
 
 std::string metricLine(const std::string& metrics, const std::string& prefix) {
   std::istringstream in(metrics);
@@ -102,7 +71,7 @@ TEST(Demo, ShowsEveryTargetWithinOneInterval) {
   // The demo's interval is 5 s: every target has a result within it; the heartbeat
   // has one as soon as the demo's first push (after 2 s) lands.
   ASSERT_TRUE(eventually(8s, [&] {
-    metrics = get(base + "/metrics").body;
+    metrics = httpGet(base + "/metrics").body;
     int n = 0;
     std::istringstream in(metrics);
     for (std::string line; std::getline(in, line);) n += line.rfind("probe_success{", 0) == 0;
@@ -113,7 +82,7 @@ TEST(Demo, ShowsEveryTargetWithinOneInterval) {
   EXPECT_NE(metrics.find("vigie_target_info{service=\"obsportal\""), std::string::npos);
   EXPECT_NE(metrics.find("version=\"2.4.1\""), std::string::npos);
 
-  const auto api = get(base + "/api/v1/checks");
+  const auto api = httpGet(base + "/api/v1/checks");
   ASSERT_EQ(api.status, 200);
   const auto doc = boost::json::parse(api.body);
   const auto* degraded = findCheck(doc, "catalog/health");
@@ -137,9 +106,9 @@ TEST(Demo, ShowsEveryTargetWithinOneInterval) {
   ASSERT_TRUE(healthy);
   EXPECT_EQ(healthy->at("state").as_string(), "up");
 
-  EXPECT_EQ(get(base + "/healthz").status, 200);
-  EXPECT_EQ(get(base + "/readyz").status, 200);
-  EXPECT_EQ(get(base + "/api/v1/checks/nope/nothing").status, 404);
+  EXPECT_EQ(httpGet(base + "/healthz").status, 200);
+  EXPECT_EQ(httpGet(base + "/readyz").status, 200);
+  EXPECT_EQ(httpGet(base + "/api/v1/checks/nope/nothing").status, 404);
   removeTree(dir);
 }
 
@@ -179,16 +148,16 @@ TEST_F(WithNginx, ReloadRefusesABadFileKeepsTheRunningOneAndAppliesAGoodOne) {
   writeFile(file, config({"web", "legacy"}));
   Process vigie({{VIGIE_BINARY, "--config", file, "--log-format", "json"}, {}, dir_ + "/log", ""});
   ASSERT_TRUE(eventually(5s, [&] {
-    return get(base_ + "/metrics").body.find("probe_success{service=\"legacy\"") != std::string::npos;
+    return httpGet(base_ + "/metrics").body.find("probe_success{service=\"legacy\"") != std::string::npos;
   })) << vigie.output();
 
   writeFile(file, "services:\n  - name: web\n    checks: [{name: a, http: {url: \"ftp://x\"}}]\n");
   kill(vigie.pid(), SIGHUP);
   ASSERT_TRUE(eventually(5s, [&] {
-    return metricLine(get(base_ + "/metrics").body, "vigie_config_last_reload_successful ") ==
+    return metricLine(httpGet(base_ + "/metrics").body, "vigie_config_last_reload_successful ") ==
            "vigie_config_last_reload_successful 0";
   })) << vigie.output();
-  auto metrics = get(base_ + "/metrics").body;
+  auto metrics = httpGet(base_ + "/metrics").body;
   EXPECT_NE(metrics.find("probe_success{service=\"legacy\""), std::string::npos);
   EXPECT_NE(vigie.output().find("vigie.yaml:3: services[0].checks[0].http.url"), std::string::npos)
       << vigie.output();
@@ -207,7 +176,7 @@ TEST_F(WithNginx, ReloadRefusesABadFileKeepsTheRunningOneAndAppliesAGoodOne) {
   writeFile(file, config({"web", "newcomer"}));  // legacy removed, newcomer added
   kill(vigie.pid(), SIGHUP);
   ASSERT_TRUE(eventually(5s, [&] {
-    metrics = get(base_ + "/metrics").body;
+    metrics = httpGet(base_ + "/metrics").body;
     return metrics.find("probe_success{service=\"newcomer\"") != std::string::npos;
   })) << vigie.output();
   EXPECT_EQ(metricLine(metrics, "vigie_config_last_reload_successful "),
@@ -234,13 +203,13 @@ TEST_F(WithNginx, WatchConfigReloadsOnAConfigMapSymlinkSwap) {
                  dir_ + "/log",
                  ""});
   ASSERT_TRUE(eventually(5s, [&] {
-    return get(base_ + "/metrics").body.find("probe_success{service=\"legacy\"") != std::string::npos;
+    return httpGet(base_ + "/metrics").body.find("probe_success{service=\"legacy\"") != std::string::npos;
   })) << vigie.output();
 
   publish(2, config({"web", "newcomer"}));
   std::string metrics;
   ASSERT_TRUE(eventually(5s, [&] {
-    metrics = get(base_ + "/metrics").body;
+    metrics = httpGet(base_ + "/metrics").body;
     return metrics.find("probe_success{service=\"newcomer\"") != std::string::npos;
   })) << vigie.output();
   EXPECT_EQ(metrics.find("service=\"legacy\""), std::string::npos) << "stale series";
@@ -250,10 +219,10 @@ TEST_F(WithNginx, WatchConfigReloadsOnAConfigMapSymlinkSwap) {
   // A broken version is refused and the running one stays; the next good one applies.
   publish(3, "services: [\n");
   ASSERT_TRUE(eventually(5s, [&] {
-    return metricLine(get(base_ + "/metrics").body, "vigie_config_last_reload_successful ") ==
+    return metricLine(httpGet(base_ + "/metrics").body, "vigie_config_last_reload_successful ") ==
            "vigie_config_last_reload_successful 0";
   })) << vigie.output();
-  EXPECT_NE(get(base_ + "/metrics").body.find("probe_success{service=\"newcomer\""),
+  EXPECT_NE(httpGet(base_ + "/metrics").body.find("probe_success{service=\"newcomer\""),
             std::string::npos);
 }
 
@@ -264,9 +233,9 @@ TEST_F(WithNginx, SigtermUnderLoadExitsCleanlyWithinTwoSeconds) {
   writeFile(file, config(names, 300));
   Process vigie({{VIGIE_BINARY, "--config", file}, {}, dir_ + "/log", ""});
   ASSERT_TRUE(eventually(5s, [&] {
-    return metricLine(get(base_ + "/metrics").body, "vigie_probes_total{result=\"ok\"}")
+    return metricLine(httpGet(base_ + "/metrics").body, "vigie_probes_total{result=\"ok\"}")
                .find(" 0") == std::string::npos &&
-           !metricLine(get(base_ + "/metrics").body, "vigie_probes_total{result=\"ok\"}").empty();
+           !metricLine(httpGet(base_ + "/metrics").body, "vigie_probes_total{result=\"ok\"}").empty();
   })) << vigie.output();
   std::this_thread::sleep_for(500ms);
   const auto t0 = std::chrono::steady_clock::now();
