@@ -1,4 +1,5 @@
 #include "collector/config.h"
+#include "probes/base64.h"
 
 #include <fmt/format.h>
 
@@ -34,33 +35,6 @@ std::string quote(std::string_view raw) {
   const std::string s = redactDsn(raw);
   if (s.size() > 120) return fmt::format("\"{}...\"", s.substr(0, 117));
   return fmt::format("\"{}\"", s);
-}
-
-// RFC 4648 base64 with padding, for HTTP Basic credentials.
-std::string base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16 |
-                       static_cast<unsigned char>(in[i + 1]) << 8 |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i < in.size()) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
 }
 
 std::string join(const std::string& path, std::string_view key) {
@@ -1104,7 +1078,7 @@ class Loader {
       std::string user, password;
       if (a.required("username")) str(a["username"], a.path("username"), user);
       str(a["password"], a.path("password"), password);
-      h.headers.emplace_back("Authorization", "Basic " + base64(user + ":" + password));
+      h.headers.emplace_back("Authorization", "Basic " + base64Encode(user + ":" + password));
     }
     if (const Node* t = f["bearer_token"]) {
       ++auth_kinds;

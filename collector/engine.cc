@@ -540,7 +540,7 @@ Engine::PushOutcome Engine::push(const std::string& key, std::string_view token,
   const CheckConfig& current = s.next_check ? *s.next_check : *s.check;
   const auto* spec = std::get_if<HeartbeatSpec>(&current.spec);
   if (!spec) return PushOutcome::not_heartbeat;
-  if (!heartbeatTokenMatches(spec->token, token)) return PushOutcome::unauthorized;
+  if (!tokenMatches(spec->token, token)) return PushOutcome::unauthorized;
   if (push.steady == SteadyClock::time_point{}) push.steady = SteadyClock::now();
   if (push.at == SystemClock::time_point{}) push.at = SystemClock::now();
   heartbeats_->record(key, std::move(push));

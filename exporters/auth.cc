@@ -1,9 +1,6 @@
 #include "exporters/auth.h"
+#include "probes/base64.h"
 
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
-
-#include <array>
 #include <cctype>
 #include <utility>
 
@@ -29,41 +26,6 @@ bool takeScheme(std::string_view& header, std::string_view scheme) {
   while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
   while (!header.empty() && header.back() == ' ') header.remove_suffix(1);
   return true;
-}
-
-// RFC 4648 base64; nullopt-like empty result with ok=false on anything else.
-bool base64Decode(std::string_view in, std::string& out) {
-  out.clear();
-  std::uint32_t acc = 0;
-  int bits = 0;
-  std::size_t pad = 0;
-  for (const char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') {
-      v = c - 'A';
-    } else if (c >= 'a' && c <= 'z') {
-      v = c - 'a' + 26;
-    } else if (c >= '0' && c <= '9') {
-      v = c - '0' + 52;
-    } else if (c == '+') {
-      v = 62;
-    } else if (c == '/') {
-      v = 63;
-    } else if (c == '=') {
-      ++pad;
-      continue;
-    } else {
-      return false;
-    }
-    if (pad) return false;  // data after padding
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return pad <= 2;
 }
 
 bool isPagePath(std::string_view path) {
@@ -109,15 +71,6 @@ std::string presentedCredential(const HttpRequest& req) {
     return colon == std::string::npos ? std::string() : decoded.substr(colon + 1);
   }
   return {};
-}
-
-bool tokenMatches(std::string_view expected, std::string_view presented) {
-  std::array<unsigned char, SHA256_DIGEST_LENGTH> a{};
-  std::array<unsigned char, SHA256_DIGEST_LENGTH> b{};
-  SHA256(reinterpret_cast<const unsigned char*>(expected.data()), expected.size(), a.data());
-  SHA256(reinterpret_cast<const unsigned char*>(presented.data()), presented.size(), b.data());
-  const bool same = CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-  return same && !expected.empty();
 }
 
 HttpGuard makeAuthGuard(ConfigSource current) {

@@ -11,6 +11,7 @@
 
 #include "collector/config.h"
 #include "exporters/http_server.h"
+#include "probes/heartbeat_probe.h"  // tokenMatches: the constant-time comparison
 
 namespace vigie {
 
@@ -29,11 +30,6 @@ AccessLevel accessLevel(const AuthConfig& auth, std::string_view path);
 /// or the password of `Authorization: Basic` (any user name: what a browser sends
 /// after its login prompt). "" when none.
 std::string presentedCredential(const HttpRequest& req);
-
-/// Compares in constant time: SHA-256 of both, then CRYPTO_memcmp, so the time
-/// depends neither on where they differ nor on their lengths. False when
-/// `expected` is empty.
-bool tokenMatches(std::string_view expected, std::string_view presented);
 
 /// The running configuration (a reload swaps it). Called on the loop thread.
 using ConfigSource = std::function<std::shared_ptr<const Config>()>;

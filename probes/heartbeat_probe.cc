@@ -49,7 +49,7 @@ const HeartbeatBoard::Entry* HeartbeatBoard::find(const std::string& key) const 
   return it == entries_.end() ? nullptr : &it->second;
 }
 
-bool heartbeatTokenMatches(std::string_view expected, std::string_view presented) {
+bool tokenMatches(std::string_view expected, std::string_view presented) {
   unsigned char a[SHA256_DIGEST_LENGTH];
   unsigned char b[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(expected.data()), expected.size(), a);

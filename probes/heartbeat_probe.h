@@ -51,10 +51,11 @@ class HeartbeatBoard {
 };
 
 /// True when `presented` equals `expected`, in time independent of where they
-/// differ (both are hashed with SHA-256, the digests compared with CRYPTO_memcmp),
-/// so a token cannot be guessed byte by byte from response times. An empty
-/// `expected` never matches.
-bool heartbeatTokenMatches(std::string_view expected, std::string_view presented);
+/// differ and of their lengths (both are hashed with SHA-256, the digests compared
+/// with CRYPTO_memcmp), so a token cannot be guessed byte by byte from response
+/// times. An empty `expected` never matches. For every secret token vigie checks:
+/// heartbeat push tokens and the API's bearer tokens (exporters/auth.h).
+bool tokenMatches(std::string_view expected, std::string_view presented);
 
 /// Turns a push request's parameters into a HeartbeatPush. `status` is "ok",
 /// "success", "fail" or "failure" (empty: ok); `exit_code` a decimal integer

@@ -1,7 +1,7 @@
 #include "probes/http_probe.h"
+#include "probes/base64.h"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -244,15 +244,6 @@ std::string joinFailing(const std::vector<Component>& cs, Status which) {
   return s;
 }
 
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(std::max(0, n)));
-  return out;
-}
-
 bool credentialHeader(std::string_view name) {
   std::string n(name);
   for (auto& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -273,10 +264,10 @@ std::vector<std::string> httpSecrets(const HttpSpec& spec) {
       const std::string password = parsed->password();
       out.push_back(password);
       out.emplace_back(parsed->encoded_password());
-      out.push_back(base64(user + ":" + password));
+      out.push_back(base64Encode(user + ":" + password));
     } else {
       out.push_back(user);  // a token given as the user name
-      out.push_back(base64(user + ":"));
+      out.push_back(base64Encode(user + ":"));
     }
   }
   for (const auto& [name, value] : spec.headers) {

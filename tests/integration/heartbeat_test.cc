@@ -109,11 +109,11 @@ TEST(HeartbeatPushParams, StatusAndExitCode) {
 }
 
 TEST(HeartbeatToken, ComparesWholeTokens) {
-  EXPECT_TRUE(heartbeatTokenMatches("0123456789abcdef", "0123456789abcdef"));
-  EXPECT_FALSE(heartbeatTokenMatches("0123456789abcdef", "0123456789abcdeF"));
-  EXPECT_FALSE(heartbeatTokenMatches("0123456789abcdef", "0123456789abcde"));
-  EXPECT_FALSE(heartbeatTokenMatches("0123456789abcdef", ""));
-  EXPECT_FALSE(heartbeatTokenMatches("", ""));
+  EXPECT_TRUE(tokenMatches("0123456789abcdef", "0123456789abcdef"));
+  EXPECT_FALSE(tokenMatches("0123456789abcdef", "0123456789abcdeF"));
+  EXPECT_FALSE(tokenMatches("0123456789abcdef", "0123456789abcde"));
+  EXPECT_FALSE(tokenMatches("0123456789abcdef", ""));
+  EXPECT_FALSE(tokenMatches("", ""));
 }
 
 // --- the binary ---------------------------------------------------------------
