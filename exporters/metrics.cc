@@ -548,20 +548,15 @@ void serializeFamilies(std::vector<MetricFamily> families, std::unordered_set<st
   out.append(std::move(text).str());
 }
 
-void serializeOthers(const std::vector<const prometheus::Collectable*>& sources,
-                     std::unordered_set<std::string>& seen, std::string& out) {
+// The families of `sources`, collected in order (serializeFamilies drops the
+// empty ones and the names already written).
+std::vector<MetricFamily> collectAll(const std::vector<const prometheus::Collectable*>& sources) {
   std::vector<MetricFamily> all;
   for (const prometheus::Collectable* source : sources) {
     if (source == nullptr) continue;
-    for (auto& fam : source->Collect()) {
-      if (fam.metric.empty() || !seen.insert(fam.name).second) continue;
-      all.push_back(std::move(fam));
-    }
+    for (auto& fam : source->Collect()) all.push_back(std::move(fam));
   }
-  if (all.empty()) return;
-  std::ostringstream text;
-  prometheus::TextSerializer().Serialize(text, all);
-  out.append(std::move(text).str());
+  return all;
 }
 
 }  // namespace
@@ -586,23 +581,13 @@ std::vector<MetricFamily> SnapshotCollectable::Collect() const {
 std::string renderMetrics(const std::vector<const prometheus::Collectable*>& sources) {
   std::unordered_set<std::string> seen;
   std::string out;
-  serializeOthers(sources, seen, out);
+  serializeFamilies(collectAll(sources), seen, out);
   return out;
 }
 
 std::string renderSnapshotMetrics(const Snapshot* snapshot, std::string_view version,
                                   const std::vector<const prometheus::Collectable*>& others) {
-  std::unordered_set<std::string> seen;
-  std::string out;
-  TextSink sink;
-  if (snapshot != nullptr) {
-    addSnapshot(sink, *snapshot, version);
-  } else {
-    addBuildInfo(sink, version);
-  }
-  sink.finish(out, seen);
-  serializeOthers(others, seen, out);
-  return out;
+  return renderSnapshotMetricsWith(snapshot, version, collectAll(others));
 }
 
 std::string renderSnapshotMetricsWith(const Snapshot* snapshot, std::string_view version,
