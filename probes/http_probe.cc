@@ -20,6 +20,7 @@
 #include "collector/curl_driver.h"
 #include "probes/conditions.h"
 #include "probes/health_page.h"
+#include "probes/http_native.h"
 #include "probes/tls_facts.h"
 
 namespace vigie {
@@ -297,6 +298,11 @@ HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec, HttpProbeOptions options)
   if (!has_agent) headers_ = curl_slist_append(headers_, "User-Agent: vigie");
 
   url_ = spec_.url;
+  const bool plain_options = options_.connect_address.empty() && !options_.report_redirect_url &&
+                             !options_.wire_facts;
+  if (auto plan = planNativeHttp(spec_, plain_options)) {
+    native_ = std::make_unique<NativeHttpClient>(ctx_.io, std::move(*plan));
+  }
   const bool sni = !spec_.tls.server_name.empty();
   const bool pinned = !options_.connect_address.empty();
   if (sni || pinned) {
@@ -334,6 +340,12 @@ HttpProbe::~HttpProbe() {
 
 void HttpProbe::cancel() {
   if (!running_) return;
+  if (native_) {
+    native_->cancel();
+    running_ = false;
+    done_ = nullptr;
+    return;
+  }
   ctx_.curl.remove(easy_);
   ctx_.curl.release(easy_);
   easy_ = nullptr;
@@ -420,6 +432,11 @@ void HttpProbe::start(SteadyClock::time_point deadline, Done done) {
   attempt_->started = SystemClock::now();
   done_ = std::move(done);
   running_ = true;
+  if (native_) {
+    native_->start(deadline, spec_.max_body, attempt_->keep_body ? &attempt_->body : nullptr,
+                   [this] { finishNative(); });
+    return;
+  }
   // One handle per attempt from the driver's pool: an idle check holds none.
   easy_ = ctx_.curl.acquire();
   if (easy_ == nullptr) {
@@ -439,6 +456,32 @@ void HttpProbe::finish(CURLcode rc) {
   running_ = false;
   ctx_.curl.release(easy_);  // everything needed was read into r
   easy_ = nullptr;
+  Done done = std::move(done_);
+  done_ = nullptr;
+  attempt_->body = std::string();  // do not keep up to max_body per idle check
+  if (done) done(std::move(r));    // may destroy this probe: nothing after
+}
+
+void HttpProbe::finishNative() {
+  if (!running_) return;
+  const NativeHttpOutcome& o = native_->outcome();
+  Result r;
+  r.started = attempt_->started;
+  r.duration = o.duration;
+  r.phases = o.phases;
+  r.http_status = o.status;
+  r.http_version = o.version;
+  r.body_bytes = o.received;
+  if (o.reason != Reason::none) {
+    r.status = Status::fail;
+    r.reason = o.reason;
+    r.detail = cleanText(o.detail);
+    r.out_of_descriptors = o.out_of_descriptors;
+  } else {
+    judge(r, attempt_->body, o.content_type, false);
+  }
+  scrubSecrets(r, secrets_);
+  running_ = false;
   Done done = std::move(done_);
   done_ = nullptr;
   attempt_->body = std::string();  // do not keep up to max_body per idle check
@@ -611,18 +654,27 @@ Result HttpProbe::buildResult(CURLcode rc) {
     }
   }
 
-  // A response came back: judge it, first failure wins.
-  r.status = Status::ok;
-  r.reason = Reason::none;
   if (options_.report_redirect_url && r.http_status >= 300 && r.http_status <= 399) {
     const char* location = nullptr;
     curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &location);
     if (location != nullptr) r.info["redirect_url"] = cleanText(location);
   }
-  const std::string_view body(a.body);
   const char* ct_raw = nullptr;
   curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct_raw);
-  const std::string_view content_type = ct_raw ? std::string_view(ct_raw) : std::string_view();
+  judge(r, a.body, ct_raw ? std::string_view(ct_raw) : std::string_view(), https);
+  return r;
+}
+
+// A response came back: judge it, first failure wins.
+void HttpProbe::judge(Result& r, std::string_view body, std::string_view content_type,
+                      bool https) {
+  r.status = Status::ok;
+  r.reason = Reason::none;
+  auto fail = [&r](Reason reason, std::string detail) {
+    r.status = Status::fail;
+    r.reason = reason;
+    r.detail = cleanText(detail);
+  };
   const std::string_view media = mediaType(content_type);
 
   const bool want_health = spec_.health_format != HealthFormat::none;
@@ -722,7 +774,6 @@ Result HttpProbe::buildResult(CURLcode rc) {
     r.detail = cleanText(fmt::format("health page says {}{}", health->status_text,
                                      warning.empty() ? "" : "; warning: " + warning));
   }
-  return r;
 }
 
 }  // namespace vigie

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "collector/config.h"
@@ -16,6 +17,8 @@
 #include "probes/registry.h"
 
 namespace vigie {
+
+class NativeHttpClient;
 
 /// Knobs for probes built on HttpProbe (the ingress probe); not part of the user's config.
 struct HttpProbeOptions {
@@ -89,6 +92,11 @@ class HttpProbe : public Probe {
   /// Stops the running attempt; its done is never called. No-op when idle.
   void cancel() override;
 
+  /// True when attempts go through vigie's own HTTP/1.1 client (plain http:// to an
+  /// IP address, see probes/http_native.h), false when through libcurl. Decided once,
+  /// at construction.
+  bool native() const { return native_ != nullptr; }
+
  private:
   struct Attempt;
   static std::size_t onWrite(char* data, std::size_t size, std::size_t nmemb, void* userp);
@@ -96,6 +104,8 @@ class HttpProbe : public Probe {
   void configure(SteadyClock::time_point deadline);
   void finish(CURLcode rc);
   Result buildResult(CURLcode rc);
+  void finishNative();
+  void judge(Result& r, std::string_view body, std::string_view content_type, bool https);
   void addWireFacts(Result& r);
 
   ProbeContext& ctx_;
@@ -107,6 +117,7 @@ class HttpProbe : public Probe {
   std::string url_;  // spec_.url, rewritten for an SNI override
   std::vector<std::string> secrets_;  // what a target echoing the request must not show
   std::unique_ptr<Attempt> attempt_;
+  std::unique_ptr<NativeHttpClient> native_;  // null: libcurl
   bool running_ = false;
   Done done_;
 };

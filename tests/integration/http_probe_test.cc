@@ -5,6 +5,7 @@
 #include "probes/http_probe.h"
 
 #include <dirent.h>
+#include <stdlib.h>
 #include <gtest/gtest.h>
 #include <netdb.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "collector/curl_driver.h"
+#include "probes/http_native.h"
 #include "probes/registry.h"
 #include "tests/support/fault_server.h"
 #include "tests/support/nginx.h"
@@ -141,6 +143,26 @@ Outcome runProbe(const HttpSpec& s, std::chrono::milliseconds timeout = 5s) {
   return run;
 }
 
+// Sets an environment variable for one scope (the tests are single-threaded).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      setenv(name_, old_->c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
 std::string describe(const Result& r) {
   return std::string(statusName(r.status)) + "/" + std::string(reasonName(r.reason)) + ": " +
          r.detail;
@@ -149,6 +171,7 @@ std::string describe(const Result& r) {
 // An idle check holds no libcurl handle: each attempt takes one from the driver's
 // pool and gives it back, reset, so 100 probes run in turn share one handle.
 TEST(HttpProbe, EasyHandlesArePooled) {
+  ScopedEnv curl_only("VIGIE_HTTP_CLIENT", "curl");  // the native client holds no handle
   boost::asio::io_context io;
   CurlDriver curl(io);
   ProbeContext ctx{io, curl, "test"};
@@ -505,6 +528,7 @@ TEST(CurlDriver, TwoHundredConcurrentProbesLeakNothing) {
     std::vector<std::unique_ptr<HttpProbe>> probes;
     std::vector<int> calls(200, 0);
     int ok = 0;
+    std::size_t through_curl = 0;
     for (int i = 0; i < 200; ++i) {
       // Mix plain and TLS, IPv4 and IPv6.
       HttpSpec s;
@@ -517,14 +541,18 @@ TEST(CurlDriver, TwoHundredConcurrentProbesLeakNothing) {
         s = spec(g->nginx->url("/health_json_pass.json"));
       }
       probes.push_back(std::make_unique<HttpProbe>(ctx, s));
+      if (!probes.back()->native()) ++through_curl;
     }
+    // TLS always goes through libcurl; plain http:// to an address only with
+    // VIGIE_HTTP_CLIENT=curl.
+    EXPECT_EQ(through_curl, nativeHttpEnabled() ? 50u : 200u);
     for (int i = 0; i < 200; ++i) {
       probes[i]->start(SteadyClock::now() + 20s, [&, i](Result r) {
         ++calls[i];
         if (r.status == Status::ok) ++ok;
       });
     }
-    EXPECT_EQ(curl.active(), 200u);
+    EXPECT_EQ(curl.active(), through_curl);
     io.run_for(30s);
     for (int i = 0; i < 200; ++i) EXPECT_EQ(calls[i], 1) << i;
     EXPECT_EQ(ok, 200);
@@ -551,7 +579,7 @@ TEST(CurlDriver, CancelMeansDoneNeverCalled) {
     while (f.accepted() < 2 && SteadyClock::now() < until) io.run_for(10ms);
     io.run_for(50ms);
     ASSERT_EQ(f.accepted(), 2u);
-    EXPECT_EQ(curl.active(), 2u);
+    EXPECT_EQ(curl.active(), cancelled.native() ? 0u : 2u);
     cancelled.cancel();
     destroyed.reset();
     EXPECT_EQ(curl.active(), 0u);

@@ -1,0 +1,91 @@
+#pragma once
+/// \file
+/// vigie's own HTTP/1.1 client for plain `http://` checks to an IP address: one
+/// socket, a non-blocking connect, one send of a request built once per check, reads
+/// into a buffer shared by the loop, close. About 8 system calls per attempt where
+/// libcurl makes about 21, and no allocation per attempt beyond the kept body.
+/// Everything it does not cover (https, names to resolve, proxies, credentials in the
+/// URL, redirects to follow, request bodies, /probe's wire facts) stays with libcurl:
+/// HttpProbe decides once, when it is built (planNativeHttp).
+
+#include <sys/socket.h>
+
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "collector/config.h"
+#include "probes/probe.h"
+
+namespace vigie {
+
+/// What one check sends and where, computed once when its probe is built.
+struct NativeHttpPlan {
+  sockaddr_storage address{};
+  socklen_t address_len = 0;
+  std::string peer;     // "127.0.0.1 port 8080", for messages
+  std::string request;  // the whole request, as written to the socket
+  bool head = false;    // HEAD: the response has no body whatever it says
+};
+
+/// False when the environment says VIGIE_HTTP_CLIENT=curl: every check then uses
+/// libcurl (the escape hatch, README "Limits").
+bool nativeHttpEnabled();
+
+/// The plan for `spec` when the native client covers it and nativeHttpEnabled();
+/// nullopt when the check needs libcurl. `plain_options`: the probe was built without
+/// HttpProbeOptions (no pinned address, no redirect URL, no wire facts). The request
+/// carries the headers libcurl would send (Host, Accept, the configured ones, in the
+/// same order). Pure but for the environment (proxy variables, VIGIE_HTTP_CLIENT).
+std::optional<NativeHttpPlan> planNativeHttp(const HttpSpec& spec, bool plain_options);
+
+/// How one native attempt ended.
+struct NativeHttpOutcome {
+  /// none: a whole response came (judged by the probe); otherwise the transport
+  /// failure, with `detail` in the words the libcurl path uses for the same case.
+  Reason reason = Reason::none;
+  std::string detail;
+  bool out_of_descriptors = false;
+  int status = 0;        // 0 until a status line was read
+  int version = 0;       // 10, 11
+  std::string content_type;
+  std::uint64_t received = 0;  // body bytes (chunk framing excluded)
+  double duration = 0;         // seconds
+  HttpPhases phases;           // tls always 0
+};
+
+/// Runs one attempt at a time of one plan on the loop.
+///
+/// Threading: every member on the loop thread of `io`; the done callback runs there,
+/// never inside start(). Destroying the client cancels a running attempt (its done
+/// is never called); pending handlers hold only a shared state, so destruction is
+/// safe at any time, including from inside done.
+class NativeHttpClient {
+ public:
+  using Done = std::function<void()>;
+
+  NativeHttpClient(boost::asio::io_context& io, NativeHttpPlan plan);
+  ~NativeHttpClient();
+  NativeHttpClient(const NativeHttpClient&) = delete;
+  NativeHttpClient& operator=(const NativeHttpClient&) = delete;
+
+  /// Starts an attempt (a running one is cancelled first). The body is appended to
+  /// `*body` up to `max_body` bytes (`body` null: counted only); one byte more ends
+  /// the attempt with body_too_large. Everything, connect included, ends by
+  /// `deadline` (timeout). `done` reads outcome().
+  void start(SteadyClock::time_point deadline, std::uint64_t max_body, std::string* body,
+             Done done);
+  /// Stops the running attempt and closes its socket; done is never called.
+  void cancel();
+  /// The last attempt's outcome; valid inside done and until the next start().
+  const NativeHttpOutcome& outcome() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace vigie

@@ -1,0 +1,294 @@
+// vigie's own HTTP/1.1 client (probes/http_native.h) against libcurl: which checks it
+// takes, the exact request bytes, and the same Result for each scripted response
+// (framing, interim responses, cut bodies, bad chunks, max_body at the byte).
+
+#include "probes/http_native.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "collector/curl_driver.h"
+#include "probes/http_probe.h"
+
+namespace vigie {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Answers every connection with the same bytes, then closes; keeps the last request.
+class ScriptServer {
+ public:
+  explicit ScriptServer(std::string response) : response_(std::move(response)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      ADD_FAILURE() << "cannot listen on loopback";
+    }
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ScriptServer() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url(const std::string& path = "/") const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  std::string lastRequest() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return request_;
+  }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      std::string req;
+      char buf[4096];
+      while (req.find("\r\n\r\n") == std::string::npos && req.size() < 65536) {
+        pollfd q{c, POLLIN, 0};
+        if (::poll(&q, 1, 2000) <= 0) break;
+        const ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+        if (n <= 0) break;
+        req.append(buf, static_cast<std::size_t>(n));
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        request_ = req;
+      }
+      std::size_t off = 0;
+      while (off < response_.size()) {
+        const ssize_t n =
+            ::send(c, response_.data() + off, response_.size() - off, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        off += static_cast<std::size_t>(n);
+      }
+      ::shutdown(c, SHUT_WR);
+      // Until the client closes (or a short while), so it reads everything first.
+      pollfd q{c, POLLIN, 0};
+      while (::poll(&q, 1, 1000) > 0 && ::recv(c, buf, sizeof(buf), 0) > 0) {
+      }
+      ::close(c);
+    }
+  }
+
+  std::string response_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mu_;
+  std::string request_;
+};
+
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value != nullptr) {
+      setenv(name, value, 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      setenv(name_, old_->c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+struct Attempt {
+  Result result;
+  bool native = false;
+};
+
+// One attempt, through the native client or (VIGIE_HTTP_CLIENT=curl) libcurl.
+Attempt probeOnce(const HttpSpec& s, bool native) {
+  ScopedEnv env("VIGIE_HTTP_CLIENT", native ? "native" : "curl");
+  boost::asio::io_context io;
+  CurlDriver curl(io);
+  ProbeContext ctx{io, curl, "test"};
+  HttpProbe probe(ctx, s);
+  Attempt run;
+  run.native = probe.native();
+  int calls = 0;
+  probe.start(SteadyClock::now() + 3s, [&](Result r) {
+    ++calls;
+    run.result = std::move(r);
+  });
+  io.run_for(6s);
+  EXPECT_EQ(calls, 1);
+  return run;
+}
+
+HttpSpec spec(std::string url) {
+  HttpSpec s;
+  s.url = std::move(url);
+  return s;
+}
+
+TEST(NativeHttp, TakesPlainHttpToAnAddressOnly) {
+  ScopedEnv env("VIGIE_HTTP_CLIENT", nullptr);
+  ScopedEnv proxy("http_proxy", nullptr);
+  EXPECT_TRUE(planNativeHttp(spec("http://127.0.0.1:8080/health"), true));
+  EXPECT_TRUE(planNativeHttp(spec("http://[::1]/"), true));
+  EXPECT_TRUE(planNativeHttp(spec("http://127.0.0.1"), true));
+  EXPECT_FALSE(planNativeHttp(spec("http://127.0.0.1/"), false)) << "options: curl";
+  EXPECT_FALSE(planNativeHttp(spec("https://127.0.0.1/"), true));
+  EXPECT_FALSE(planNativeHttp(spec("http://localhost/"), true)) << "names: curl's resolver";
+  EXPECT_FALSE(planNativeHttp(spec("http://user:pw@127.0.0.1/"), true));
+  EXPECT_FALSE(planNativeHttp(spec("http://127.0.0.1/a/../b"), true)) << "curl rewrites it";
+  HttpSpec s = spec("http://127.0.0.1/");
+  s.follow_redirects = true;
+  EXPECT_FALSE(planNativeHttp(s, true));
+  s = spec("http://127.0.0.1/");
+  s.method = "POST";
+  EXPECT_FALSE(planNativeHttp(s, true));
+  s = spec("http://127.0.0.1/");
+  s.ip_version = "ip6";
+  EXPECT_FALSE(planNativeHttp(s, true));
+  s.method = "HEAD";
+  s.ip_version.clear();
+  EXPECT_TRUE(planNativeHttp(s, true));
+  {
+    ScopedEnv p("http_proxy", "http://127.0.0.1:3128");
+    EXPECT_FALSE(planNativeHttp(spec("http://127.0.0.1/"), true)) << "a proxy: curl";
+  }
+  {
+    ScopedEnv c("VIGIE_HTTP_CLIENT", "curl");
+    EXPECT_FALSE(nativeHttpEnabled());
+    EXPECT_FALSE(planNativeHttp(spec("http://127.0.0.1/"), true));
+  }
+}
+
+TEST(NativeHttp, SendsTheRequestLibcurlSends) {
+  ScriptServer server("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+  HttpSpec s = spec(server.url("/p/q?x=1&y=%20#frag"));
+  s.headers = {{"X-Vigie", "42"}, {"X-Empty", ""}, {"Accept", "application/json"}};
+  const Attempt native = probeOnce(s, true);
+  ASSERT_TRUE(native.native);
+  const std::string sent = server.lastRequest();
+  const Attempt curl = probeOnce(s, false);
+  ASSERT_FALSE(curl.native);
+  EXPECT_EQ(sent, server.lastRequest());
+  EXPECT_EQ(sent.rfind("GET /p/q?x=1&y=%20 HTTP/1.1\r\nHost: 127.0.0.1:", 0), 0u) << sent;
+  EXPECT_EQ(native.result.status, Status::ok);
+}
+
+struct Case {
+  std::string name;
+  std::string response;
+  Status status;
+  Reason reason;
+  int http_status;
+  std::uint64_t body_bytes;  // checked when the attempt got a whole response
+  std::uint64_t max_body = 1024 * 1024;
+  std::string method = "GET";
+  std::string contains;  // a body_contains condition, "" none
+};
+
+class SameAsCurl : public ::testing::TestWithParam<Case> {};
+
+TEST_P(SameAsCurl, Result) {
+  const Case& c = GetParam();
+  ScriptServer server(c.response);
+  HttpSpec s = spec(server.url("/health"));
+  s.max_body = c.max_body;
+  s.health_format = HealthFormat::none;  // text bodies would be read as verdicts
+  s.method = c.method;
+  if (!c.contains.empty()) {
+    ConditionSpec cond;
+    cond.kind = ConditionSpec::Kind::body_contains;
+    cond.value = c.contains;
+    s.conditions = {cond};
+  }
+  for (const bool native : {true, false}) {
+    SCOPED_TRACE(native ? "native" : "libcurl");
+    const Attempt run = probeOnce(s, native);
+    EXPECT_EQ(run.native, native);
+    const Result& r = run.result;
+    EXPECT_EQ(r.status, c.status) << r.detail;
+    EXPECT_EQ(r.reason, c.reason) << r.detail;
+    EXPECT_EQ(r.http_status, c.http_status) << r.detail;
+    if (c.reason == Reason::none || c.reason == Reason::http_status) {
+      EXPECT_EQ(r.body_bytes, c.body_bytes);
+      EXPECT_EQ(r.http_version, c.response.rfind("HTTP/1.0", 0) == 0 ? 10 : 11);
+      EXPECT_EQ(r.phases.tls, 0.0);
+      EXPECT_LE(r.phases.resolve + r.phases.connect + r.phases.processing + r.phases.transfer,
+                r.duration + 1e-6);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Responses, SameAsCurl,
+    ::testing::Values(
+        Case{"length", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK",
+             Status::ok, Reason::none, 200, 2},
+        Case{"chunked",
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n"
+             "6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+             Status::ok, Reason::none, 200, 11, 1024 * 1024, "GET", "hello world"},
+        Case{"continue_first",
+             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+             Status::ok, Reason::none, 200, 3},
+        Case{"http10_until_close", "HTTP/1.0 200 OK\r\nServer: old\r\n\r\nabcd", Status::ok,
+             Reason::none, 200, 4},
+        Case{"lf_only", "HTTP/1.1 200 OK\nContent-Length: 2\n\nOK", Status::ok, Reason::none, 200,
+             2},
+        Case{"no_content", "HTTP/1.1 204 No Content\r\n\r\n", Status::ok, Reason::none, 204, 0},
+        Case{"head", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", Status::ok, Reason::none,
+             200, 0, 1024 * 1024, "HEAD"},
+        Case{"unexpected_status",
+             "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown",
+             Status::fail, Reason::http_status, 503, 4},
+        Case{"body_at_max", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789", Status::ok,
+             Reason::none, 200, 10, 10},
+        Case{"length_over_max", "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n0123456789a",
+             Status::fail, Reason::body_too_large, 200, 0, 10},
+        Case{"chunked_over_max",
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n0123456789a\r\n0\r\n\r\n",
+             Status::fail, Reason::body_too_large, 200, 0, 10},
+        Case{"until_close_over_max", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n0123456789a",
+             Status::fail, Reason::body_too_large, 200, 0, 10},
+        Case{"cut_short", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", Status::fail,
+             Reason::http_protocol, 200, 0},
+        Case{"chunked_cut_short", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+             Status::fail, Reason::http_protocol, 200, 0},
+        Case{"bad_chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
+             Status::fail, Reason::http_protocol, 200, 0},
+        Case{"nothing", "", Status::fail, Reason::http_protocol, 0, 0},
+        Case{"not_http", "SSH-2.0-OpenSSH_9.2\r\n", Status::fail, Reason::http_protocol, 0, 0}),
+    [](const ::testing::TestParamInfo<Case>& i) { return i.param.name; });
+
+}  // namespace
+}  // namespace vigie
