@@ -1,6 +1,7 @@
 #include "exporters/http_server.h"
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -25,6 +26,38 @@ using tcp = asio::ip::tcp;
 using RawRequest = http::request<http::string_body>;
 
 namespace {
+
+// A response body of a shared, immutable prefix (HttpResponse::shared_body) and a
+// string of its own, written as two buffers: no copy of the prefix per request.
+struct SharedPrefixBody {
+  struct value_type {
+    std::shared_ptr<const std::string> prefix;
+    std::string rest;
+  };
+  static std::uint64_t size(const value_type& v) {
+    return (v.prefix ? v.prefix->size() : 0) + v.rest.size();
+  }
+  class writer {
+   public:
+    using const_buffers_type = std::array<asio::const_buffer, 2>;
+    template <bool isRequest, class Fields>
+    writer(const http::header<isRequest, Fields>&, const value_type& body) : body_(body) {}
+    void init(beast::error_code& ec) { ec = {}; }
+    boost::optional<std::pair<const_buffers_type, bool>> get(beast::error_code& ec) {
+      ec = {};
+      if (done_) return boost::none;
+      done_ = true;
+      const_buffers_type buffers{
+          body_.prefix ? asio::buffer(*body_.prefix) : asio::const_buffer(),
+          asio::buffer(body_.rest)};
+      return std::make_pair(buffers, false);
+    }
+
+   private:
+    const value_type& body_;
+    bool done_ = false;
+  };
+};
 
 struct Route {
   http::verb method;
@@ -322,9 +355,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (auto& [name, value] : r.headers) res_.set(name, value);
     res_.keep_alive(keep_alive);
     if (head) {
-      res_.content_length(r.body.size());
+      res_.content_length((r.shared_body ? r.shared_body->size() : 0) + r.body.size());
     } else {
-      res_.body() = std::move(r.body);
+      res_.body().prefix = std::move(r.shared_body);
+      res_.body().rest = std::move(r.body);
       res_.prepare_payload();
     }
     stream_.expires_after(state_->options.write_timeout);
@@ -344,7 +378,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  http::response<http::string_body> res_;
+  http::response<SharedPrefixBody> res_;
   std::string remote_;
   bool closed_ = false;
   bool waiting_ = false;

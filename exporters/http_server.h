@@ -46,6 +46,9 @@ struct HttpResponse {
   unsigned status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  /// Sent before `body` without being copied: a large answer many requests share
+  /// (the /metrics text of a snapshot), held only until it is written.
+  std::shared_ptr<const std::string> shared_body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 
   /// Sets status, `application/json` and a body {"error": message, ...extra}.

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <initializer_list>
+#include <limits>
 #include <sstream>
 #include <unordered_set>
 #include <utility>
@@ -535,6 +536,107 @@ void addSnapshot(Sink& sink, const Snapshot& snap, std::string_view version) {
   }
 }
 
+// One sample line as TextSerializer writes it: name+suffix, labels (plus an extra
+// one), the value already formatted, the timestamp.
+void appendSample(std::string& out, const MetricFamily& fam, const prometheus::ClientMetric& m,
+                  std::string_view suffix, std::string_view extra_name,
+                  std::string_view extra_value, std::string_view value) {
+  out.append(fam.name).append(suffix);
+  if (!m.label.empty() || !extra_name.empty()) {
+    out.push_back('{');
+    bool comma = false;
+    for (const auto& lp : m.label) {
+      if (comma) out.push_back(',');
+      comma = true;
+      out.append(lp.name).append("=\"");
+      appendEscaped(out, lp.value);
+      out.push_back('"');
+    }
+    if (!extra_name.empty()) {
+      if (comma) out.push_back(',');
+      out.append(extra_name).append("=\"");
+      appendEscaped(out, extra_value);
+      out.push_back('"');
+    }
+    out.push_back('}');
+  }
+  out.push_back(' ');
+  out.append(value);
+  if (m.timestamp_ms != 0) {
+    char buf[24];
+    out.push_back(' ');
+    out.append(buf, std::to_chars(buf, buf + sizeof buf, m.timestamp_ms).ptr);
+  }
+  out.push_back('\n');
+}
+
+std::string valueText(double v) {
+  std::string s;
+  appendValue(s, v);
+  return s;
+}
+
+std::string countText(std::uint64_t n) {
+  char buf[24];
+  return std::string(buf, std::to_chars(buf, buf + sizeof buf, n).ptr);
+}
+
+}  // namespace
+
+void appendTextFormat(const std::vector<MetricFamily>& families, std::string& out) {
+  using prometheus::MetricType;
+  for (const MetricFamily& fam : families) {
+    if (!fam.help.empty()) out.append("# HELP ").append(fam.name).append(" ").append(fam.help).push_back('\n');
+    const char* type = "untyped";
+    switch (fam.type) {
+      case MetricType::Counter: type = "counter"; break;
+      case MetricType::Gauge: type = "gauge"; break;
+      case MetricType::Summary: type = "summary"; break;
+      case MetricType::Histogram: type = "histogram"; break;
+      default: break;
+    }
+    out.append("# TYPE ").append(fam.name).append(" ").append(type).push_back('\n');
+    for (const auto& m : fam.metric) {
+      switch (fam.type) {
+        case MetricType::Counter:
+          appendSample(out, fam, m, "", "", "", valueText(m.counter.value));
+          break;
+        case MetricType::Gauge:
+          appendSample(out, fam, m, "", "", "", valueText(m.gauge.value));
+          break;
+        case MetricType::Untyped:
+          appendSample(out, fam, m, "", "", "", valueText(m.untyped.value));
+          break;
+        case MetricType::Summary:
+          appendSample(out, fam, m, "_count", "", "", countText(m.summary.sample_count));
+          appendSample(out, fam, m, "_sum", "", "", valueText(m.summary.sample_sum));
+          for (const auto& q : m.summary.quantile) {
+            appendSample(out, fam, m, "", "quantile", valueText(q.quantile), valueText(q.value));
+          }
+          break;
+        case MetricType::Histogram: {
+          appendSample(out, fam, m, "_count", "", "", countText(m.histogram.sample_count));
+          appendSample(out, fam, m, "_sum", "", "", valueText(m.histogram.sample_sum));
+          double last = -std::numeric_limits<double>::infinity();
+          for (const auto& b : m.histogram.bucket) {
+            appendSample(out, fam, m, "_bucket", "le", valueText(b.upper_bound),
+                         countText(b.cumulative_count));
+            last = b.upper_bound;
+          }
+          if (last != std::numeric_limits<double>::infinity()) {
+            appendSample(out, fam, m, "_bucket", "le", "+Inf", countText(m.histogram.sample_count));
+          }
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  }
+}
+
+namespace {
+
 void serializeFamilies(std::vector<MetricFamily> families, std::unordered_set<std::string>& seen,
                        std::string& out) {
   std::vector<MetricFamily> all;
@@ -543,9 +645,7 @@ void serializeFamilies(std::vector<MetricFamily> families, std::unordered_set<st
     all.push_back(std::move(fam));
   }
   if (all.empty()) return;
-  std::ostringstream text;
-  prometheus::TextSerializer().Serialize(text, all);
-  out.append(std::move(text).str());
+  appendTextFormat(all, out);
 }
 
 // The families of `sources`, collected in order (serializeFamilies drops the
@@ -611,40 +711,65 @@ namespace {
 constexpr std::size_t kMaxCachedMetrics = 16 << 20;
 }  // namespace
 
-std::string SnapshotMetricsCache::render(const std::shared_ptr<const Snapshot>& snapshot,
-                                         std::string_view version,
-                                         std::vector<MetricFamily> others) {
-  // Same control block: the same snapshot (an expired one never matches a new one).
-  const bool same = rendered_ && !snapshot_.owner_before(snapshot) &&
-                    !snapshot.owner_before(snapshot_) && version == version_;
-  if (!same) {
-    text_.clear();
-    names_.clear();
-    TextSink sink;
-    if (snapshot != nullptr) {
-      addSnapshot(sink, *snapshot, version);
-    } else {
-      addBuildInfo(sink, version);
-    }
-    sink.finish(text_, names_);
-    snapshot_ = snapshot;
-    version_ = std::string(version);
-    rendered_ = true;
-    if (text_.size() > kMaxCachedMetrics) {
-      // Thousands of checks: not worth a second copy of the text in memory.
-      rendered_ = false;
-      std::string out = std::move(text_);
-      text_ = std::string();
-      serializeFamilies(std::move(others), names_, out);
-      return out;
+std::string MetricsText::joined() const {
+  std::string out;
+  out.reserve((snapshot_part ? snapshot_part->size() : 0) + others_part.size());
+  if (snapshot_part) out = *snapshot_part;
+  out += others_part;
+  return out;
+}
+
+MetricsText SnapshotMetricsCache::finish(const Entry& e, std::vector<MetricFamily> others) {
+  MetricsText t;
+  t.snapshot_part = e.text;
+  // Families the snapshot part wrote are not written again; `seen` holds only the
+  // others' names (a copy of the snapshot's set per request would cost more).
+  std::unordered_set<std::string> seen;
+  std::vector<MetricFamily> kept;
+  for (auto& fam : others) {
+    if (e.names->count(fam.name) == 0) kept.push_back(std::move(fam));
+  }
+  serializeFamilies(std::move(kept), seen, t.others_part);
+  return t;
+}
+
+std::optional<MetricsText> SnapshotMetricsCache::find(const std::shared_ptr<const Snapshot>& snapshot,
+                                                      std::string_view version,
+                                                      std::vector<MetricFamily>& others) const {
+  std::optional<Entry> e;
+  {
+    std::lock_guard lock(mu_);
+    // Same control block: the same snapshot (an expired one never matches a new one).
+    if (entry_ && !entry_->snapshot.owner_before(snapshot) &&
+        !snapshot.owner_before(entry_->snapshot) && entry_->version == version) {
+      e = *entry_;
     }
   }
-  std::string out;
-  out.reserve(text_.size() + 16384);
-  out = text_;
-  std::unordered_set<std::string> seen = names_;
-  serializeFamilies(std::move(others), seen, out);
-  return out;
+  if (!e) return std::nullopt;
+  return finish(*e, std::move(others));
+}
+
+MetricsText SnapshotMetricsCache::render(const std::shared_ptr<const Snapshot>& snapshot,
+                                         std::string_view version,
+                                         std::vector<MetricFamily> others) {
+  if (auto hit = find(snapshot, version, others)) return std::move(*hit);
+  auto text = std::make_shared<std::string>();
+  auto names = std::make_shared<std::unordered_set<std::string>>();
+  TextSink sink;
+  if (snapshot != nullptr) {
+    addSnapshot(sink, *snapshot, version);
+  } else {
+    addBuildInfo(sink, version);
+  }
+  sink.finish(*text, *names);
+  Entry e{snapshot, std::string(version), std::move(text), std::move(names)};
+  // Thousands of checks: not worth keeping the text beyond this scrape (their scrapes
+  // come every few seconds, not thousands a second).
+  if (e.text->size() <= kMaxCachedMetrics) {
+    std::lock_guard lock(mu_);
+    entry_ = e;
+  }
+  return finish(e, std::move(others));
 }
 
 }  // namespace vigie

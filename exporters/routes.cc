@@ -95,16 +95,26 @@ void registerStandardRoutes(HttpServer& server, SnapshotSource snapshots,
         auto snap = snapshots ? snapshots() : nullptr;
         std::vector<prometheus::MetricFamily> others = server_metrics->Collect();
         for (auto& f : self.Collect()) others.push_back(std::move(f));
+        auto answer = [](MetricsText text) {
+          HttpResponse res;
+          res.shared_body = std::move(text.snapshot_part);
+          res.body = std::move(text.others_part);
+          res.content_type = std::string(kMetricsContentType);
+          res.headers.emplace_back("Cache-Control", "no-store");
+          return res;
+        };
+        // This snapshot's text is rendered already: only the others' (small) here.
+        if (auto hit = metrics_cache->find(snap, version, others)) {
+          return respond(answer(std::move(*hit)));
+        }
         boost::asio::post(*renderer, [snap = std::move(snap), version, others = std::move(others),
-                                      respond = std::move(respond), metrics_cache,
+                                      respond = std::move(respond), metrics_cache, answer,
                                       &io]() mutable {
           // Named, so that its CPU shows apart in /proc (top -H, bench/).
           pthread_setname_np(pthread_self(), "vigie-metrics");
           HttpResponse res;
           try {
-            res.body = metrics_cache->render(snap, version, std::move(others));
-            res.content_type = std::string(kMetricsContentType);
-            res.headers.emplace_back("Cache-Control", "no-store");
+            res = answer(metrics_cache->render(snap, version, std::move(others)));
           } catch (const std::exception& e) {
             res = HttpResponse{};
             res.status = 500;

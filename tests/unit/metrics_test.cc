@@ -6,14 +6,19 @@
 #include <gtest/gtest.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+#include <prometheus/summary.h>
+#include <prometheus/text_serializer.h>
 
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -630,6 +635,46 @@ TEST(Api, OneCheckAndHostileStrings) {
   }
 }
 
+// --- the text format of vigie's own registries ---
+
+TEST(Metrics, TextFormatIsTextSerializersByteForByte) {
+  prometheus::Registry reg;
+  auto& counters = prometheus::BuildCounter().Name("t_requests_total").Help("Requests.").Register(reg);
+  counters.Add({{"path", "/a\"b\\c\nd"}, {"code", "200"}}).Increment(3);
+  counters.Add({}).Increment(1e6);
+  auto& gauges = prometheus::BuildGauge().Name("t_level").Help("").Register(reg);
+  gauges.Add({{"x", "1"}}).Set(0.1 + 0.2);
+  gauges.Add({{"x", "2"}}).Set(-2.5e-7);
+  gauges.Add({{"x", "3"}}).Set(1e300);
+  gauges.Add({{"x", "4"}}).Set(std::numeric_limits<double>::infinity());
+  gauges.Add({{"x", "5"}}).Set(std::nan(""));
+  gauges.Add({{"x", "6"}}).Set(123456789012.0);
+  auto& hist = prometheus::BuildHistogram().Name("t_lag_seconds").Help("Lag.").Register(reg);
+  auto& h = hist.Add({{"k", "v"}}, prometheus::Histogram::BucketBoundaries{
+                                        0.0005, 0.005, 0.01, 0.025, 0.25, 1, 2.5, 10, 60});
+  for (double v : {0.0001, 0.003, 0.02, 0.7, 5.0, 100.0}) h.Observe(v);
+  auto& sums = prometheus::BuildSummary().Name("t_size_bytes").Help("Sizes.").Register(reg);
+  auto& sm = sums.Add({}, prometheus::Summary::Quantiles{{0.5, 0.05}, {0.99, 0.001}});
+  for (double v : {10.0, 20.0, 35.5}) sm.Observe(v);
+  std::vector<prometheus::MetricFamily> fams = reg.Collect();
+  prometheus::MetricFamily stamped;
+  stamped.name = "t_stamped";
+  stamped.help = "With a timestamp.";
+  stamped.type = prometheus::MetricType::Untyped;
+  prometheus::ClientMetric m;
+  m.untyped.value = 42;
+  m.timestamp_ms = 1795929563896;
+  m.label = {{"a", "b"}};
+  stamped.metric.push_back(m);
+  fams.push_back(stamped);
+
+  std::ostringstream expected;
+  prometheus::TextSerializer().Serialize(expected, fams);
+  std::string got;
+  appendTextFormat(fams, got);
+  EXPECT_EQ(got, expected.str());
+}
+
 // --- caches for the routes under load ---
 
 TEST(Metrics, CacheRendersEachSnapshotOnceWithFreshOthers) {
@@ -641,26 +686,36 @@ TEST(Metrics, CacheRendersEachSnapshotOnceWithFreshOthers) {
                       .Add({});
   SnapshotMetricsCache cache;
   std::shared_ptr<const Snapshot> snap = sampleSnapshot();
-  EXPECT_EQ(cache.render(snap, "0.1.0", self.Collect()),
+  EXPECT_EQ(cache.render(snap, "0.1.0", self.Collect()).joined(),
             renderSnapshotMetrics(snap.get(), "0.1.0", {&self}));
   counter.Increment(7);  // the others are collected at every call
-  const std::string second = cache.render(snap, "0.1.0", self.Collect());
+  const std::string second = cache.render(snap, "0.1.0", self.Collect()).joined();
   EXPECT_EQ(second, renderSnapshotMetrics(snap.get(), "0.1.0", {&self}));
   EXPECT_TRUE(hasLine(second, "vigie_scheduler_late_starts_total 7"));
+  // Answers of one snapshot share its text (sent without a copy), found without
+  // rendering; a snapshot never rendered is not found.
+  std::vector<prometheus::MetricFamily> others = self.Collect();
+  const auto found = cache.find(snap, "0.1.0", others);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->snapshot_part, cache.render(snap, "0.1.0", {}).snapshot_part);
+  EXPECT_EQ(found->joined(), second);
+  std::vector<prometheus::MetricFamily> none;
+  EXPECT_FALSE(cache.find(sampleSnapshot(), "0.1.0", none).has_value());
+  EXPECT_FALSE(cache.find(snap, "0.2.0", none).has_value());
   // A new snapshot (one status replaced) is rendered again.
   auto next = std::make_shared<Snapshot>(*snap);
   auto down = std::make_shared<CheckStatus>(*next->checks[0]);
   down->state = CheckState::down;
   next->checks[0] = down;
-  EXPECT_EQ(cache.render(next, "0.1.0", self.Collect()),
+  EXPECT_EQ(cache.render(next, "0.1.0", self.Collect()).joined(),
             renderSnapshotMetrics(next.get(), "0.1.0", {&self}));
-  EXPECT_EQ(cache.render(nullptr, "0.1.0", {}), renderSnapshotMetrics(nullptr, "0.1.0", {}));
+  EXPECT_EQ(cache.render(nullptr, "0.1.0", {}).joined(), renderSnapshotMetrics(nullptr, "0.1.0", {}));
   // The cache does not keep a snapshot alive, and a new one never passes for it.
   std::weak_ptr<const Snapshot> gone = next;
   next.reset();
   EXPECT_TRUE(gone.expired());
   auto fresh = sampleSnapshot();
-  EXPECT_EQ(cache.render(fresh, "0.1.0", {}), renderSnapshotMetrics(fresh.get(), "0.1.0", {}));
+  EXPECT_EQ(cache.render(fresh, "0.1.0", {}).joined(), renderSnapshotMetrics(fresh.get(), "0.1.0", {}));
 }
 
 TEST(Api, ListCacheAnswersByteForByteAsTheHandler) {
