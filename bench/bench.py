@@ -510,9 +510,9 @@ class Bench:
         finally:
             v.stop()
 
-    def run_wrk(self, url, cpu, connections, headers=()):
+    def run_wrk(self, url, cpu, connections, headers=(), extra=()):
         """wrk for one window: requests, wall seconds, wrk's own CPU (wait4 rusage)."""
-        argv = ["wrk", "-t1", f"-c{connections}", f"-d{int(self.args.window)}s"]
+        argv = ["wrk", "-t1", f"-c{connections}", f"-d{int(self.args.window)}s", *extra]
         for h in headers:
             argv += ["-H", h]
         p = subprocess.Popen(pinned(cpu, argv + [url]), stdout=subprocess.PIPE,
@@ -586,6 +586,44 @@ class Bench:
                 "cpu_s": cpu, "cpu_us_per_probe": cpu / w["requests"] * 1e6 if w["requests"] else None,
                 "core_share": cpu / w["wall_s"], "non_2xx": w["non_2xx"], "errors": w["errors"],
                 "nginx_requests": seen}
+
+    def serve(self, checks=20, interval=0.5, connections=2000):
+        """vigie's own HTTP server under a flood: wrk with `connections` keep-alive
+        connections alternating /metrics and /api/v1/checks (on core 0, as remote clients
+        would be elsewhere) while vigie, alone on core 1, probes `checks` nginx URLs every
+        `interval`: requests/s served, errors, and whether probing kept its schedule."""
+        v = self.start_vigie("serve", [("svc", checks, interval, interval, self.nginx.url)])
+        script = os.path.join(self.tmp, "serve.lua")
+        with open(script, "w") as f:
+            f.write('local paths = {"/metrics", "/api/v1/checks"}\nlocal i = 0\n'
+                    'request = function()\n  i = i + 1\n'
+                    '  return wrk.format("GET", paths[i % 2 + 1])\nend\n')
+        try:
+            time.sleep(self.args.warmup)
+            errors = []
+            m0, _, _ = try_metrics(v, errors)
+            c0, d0 = cpu_seconds(v.pid), run_delay(v.pid)
+            w = self.run_wrk(f"http://127.0.0.1:{v.port}/", TARGET_CPU, connections,
+                             extra=["--timeout", "3s", "-s", script])
+            c1, d1 = cpu_seconds(v.pid), run_delay(v.pid)
+            m1, _, _ = try_metrics(v, errors)
+            r = {"checks": checks, "interval_s": interval, "connections": connections,
+                 "requests": w["requests"], "requests_per_s": w["requests"] / w["wall_s"],
+                 "non_2xx": w["non_2xx"], "socket_errors": w["errors"],
+                 "cpu_us_per_request": (c1 - c0) / max(1, w["requests"]) * 1e6,
+                 "core_share": (c1 - c0) / w["wall_s"], "loop_wait_share": (d1 - d0) / w["wall_s"],
+                 "errors": errors, "wall_s": w["wall_s"]}
+            if m0 is not None and m1 is not None:
+                # The window between the two scrapes is wrk's plus the scrapes themselves.
+                probes = metric_sum(m1, "vigie_probes_total") - metric_sum(m0, "vigie_probes_total")
+                r["probes"] = probes
+                r["schedule_share"] = probes / (checks / interval * w["wall_s"])
+                r["probe_fails"] = (metric_sum(m1, "vigie_probes_total", lambda l: 'result="fail"' in l)
+                                    - metric_sum(m0, "vigie_probes_total", lambda l: 'result="fail"' in l))
+                r["lag_p99_ms"] = ms(quantile(0.99, lag_buckets(m0), lag_buckets(m1)))
+            return r
+        finally:
+            v.stop()
 
     def hung(self, n_healthy, n_hung):
         interval = round(n_healthy / self.rate, 3)
@@ -761,6 +799,24 @@ def build_table(runs, mode):
                      f"{fmt(100 * med('hung', 'loop_wait_share'), '%')} "
                      f"({fmt(100 * med(base_key, 'loop_wait_share'), '%')})", "", ""))
         rows.append((sc, "CPU-µs per probe (all)", fmt(med("hung", "cpu_us_per_probe")), "", ""))
+    if runs[0].get("serve"):
+        sv = runs[0]["serve"]
+        sc = (f"vigie's server: wrk -c{sv['connections']:,} on /metrics + /api/v1/checks while "
+              f"probing {sv['checks']} checks every {fmt(sv['interval_s'], ' s', 1)}")
+        rps = med("serve", "requests_per_s")
+        rows.append((sc, "requests/s (non-2xx, socket errors)",
+                     f"{fmt(rps)} ({fmt(med('serve', 'non_2xx'))}, "
+                     f"{sorted({r['serve']['socket_errors'] for r in runs if r.get('serve')})[-1] or 'none'})",
+                     "≥ 10,000", verdict(None if rps is None else rps >= 10000)))
+        rows.append((sc, "vigie CPU-µs per request, share of one core (loop waiting)",
+                     f"{fmt(med('serve', 'cpu_us_per_request'))}, {fmt(100 * med('serve', 'core_share'), '%')} "
+                     f"({fmt(100 * med('serve', 'loop_wait_share'), '%')})", "", ""))
+        share = med("serve", "schedule_share")
+        rows.append((sc, "probes done / scheduled (failed), lag p99",
+                     f"{fmt(None if share is None else 100 * share, '%')} ({fmt(med('serve', 'probe_fails'))}), "
+                     f"{fmt(med('serve', 'lag_p99_ms'), ' ms', 1)}",
+                     "≥ 95%, 0 failed", verdict(None if share is None else share >= 0.95
+                                                and med("serve", "probe_fails") == 0)))
     if runs[0].get("probe"):
         sc = "/probe, wrk -c8 keep-alive, prober alone on one core"
         for who in ("vigie", "blackbox"):
@@ -831,7 +887,7 @@ def main():
     ap.add_argument("--mode", choices=("quick", "full", "smoke"), default="quick")
     ap.add_argument("--runs", type=int, help="repetitions (medians are reported)")
     ap.add_argument("--window", type=float, help="seconds measured per scenario")
-    ap.add_argument("--only", default="", help="comma list: sched,limit,hung,probe")
+    ap.add_argument("--only", default="", help="comma list: sched,limit,hung,probe,serve")
     ap.add_argument("--sizes", default="", help="comma list of check counts (default 1000,10000,50000)")
     ap.add_argument("--rate", type=float, default=1500.0, help="probes/s of the scheduled runs")
     ap.add_argument("--json", help="write every run's raw figures here")
@@ -847,7 +903,7 @@ def main():
     args.read_count = read_count
     if args.sizes:
         sizes = [int(s) for s in args.sizes.split(",")]
-    only = set(filter(None, args.only.split(","))) or {"sched", "limit", "hung", "probe"}
+    only = set(filter(None, args.only.split(","))) or {"sched", "limit", "hung", "probe", "serve"}
     if args.mode == "smoke":
         args.rate = min(args.rate, 500.0)
 
@@ -882,6 +938,9 @@ def main():
             if "probe" in only:
                 step("/probe: vigie and blackbox_exporter under the same wrk load")
                 r["probe"] = bench.probe_endpoint()
+            if "serve" in only:
+                step("vigie's own server under a wrk flood while probing")
+                r["serve"] = bench.serve()
             runs.append(r)
     finally:
         if bench:

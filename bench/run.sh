@@ -4,7 +4,7 @@
 #   bench/run.sh            quick mode (under 3 minutes)
 #   bench/run.sh --full     full mode: 3 runs of 30 s windows, medians (about 20 minutes)
 #   bench/run.sh --full --results bench/RESULTS.md   also writes the table there
-# Other options (--only sched,limit,hung,probe, --sizes, --runs, --window, --json FILE)
+# Other options (--only sched,limit,hung,probe,serve, --sizes, --runs, --window, --json FILE)
 # go to bench/bench.py. Needs nginx and wrk (and prometheus-blackbox-exporter for the
 # /probe comparison): sudo apt-get install nginx wrk prometheus-blackbox-exporter
 set -euo pipefail

@@ -37,6 +37,7 @@
 #include "tests/support/ports.h"
 #include "tests/support/process.h"
 #include "tests/support/tls_cert.h"
+#include "tests/support/paths.h"
 
 namespace vigie::test {
 namespace {

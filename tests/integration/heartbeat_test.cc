@@ -16,6 +16,7 @@
 #include "probes/heartbeat_probe.h"
 #include "tests/support/ports.h"
 #include "tests/support/process.h"
+#include "tests/support/paths.h"
 
 namespace vigie::test {
 namespace {

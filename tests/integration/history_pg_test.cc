@@ -29,6 +29,7 @@
 #include "tests/support/ports.h"
 #include "tests/support/postgres.h"
 #include "tests/support/process.h"
+#include "tests/support/paths.h"
 
 namespace vigie::test {
 namespace {

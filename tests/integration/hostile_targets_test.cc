@@ -39,6 +39,7 @@
 #include "tests/support/nginx.h"
 #include "tests/support/ports.h"
 #include "tests/support/process.h"
+#include "tests/support/paths.h"
 
 namespace vigie {
 namespace {

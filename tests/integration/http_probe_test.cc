@@ -27,6 +27,7 @@
 #include "tests/support/ports.h"
 #include "tests/support/process.h"
 #include "tests/support/tls_cert.h"
+#include "tests/support/paths.h"
 
 namespace vigie {
 namespace {

@@ -24,6 +24,7 @@
 #include "tests/support/http_client.h"
 #include "tests/support/ports.h"
 #include "tests/support/process.h"
+#include "tests/support/paths.h"
 
 namespace vigie::test {
 namespace {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "probes/health_page.h"
+#include "tests/support/paths.h"
 
 namespace vigie {
 namespace {

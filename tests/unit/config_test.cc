@@ -12,6 +12,7 @@
 
 #include "collector/config_tree.h"
 #include "collector/units.h"
+#include "tests/support/paths.h"
 
 namespace vigie {
 namespace {

@@ -1,4 +1,5 @@
 #include "probes/health_page.h"
+#include "tests/support/paths.h"
 
 #include <gtest/gtest.h>
 
