@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The sanitizer stage (scripts/test.sh with VIGIE_CI_SANITIZERS=1; opt-in for now):
+# The sanitizer stage, run by scripts/test.sh (CI) after the tests (VIGIE_CI_SANITIZERS=0 skips it):
 #  1. build-san: clang, AddressSanitizer + UndefinedBehaviorSanitizer, libFuzzer
 #     coverage: every unit test, the fuzz corpora replayed, and the integration tests
 #     labelled asan; any report fails the test (no recovery, leaks included);
