@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/asio/post.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/url/parse.hpp>
 #include <cctype>
@@ -180,7 +180,7 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
 
   asio::io_context& io;
   NativeHttpPlan plan;
-  asio::posix::stream_descriptor sock;
+  asio::generic::stream_protocol::socket sock;
   asio::steady_timer timer;
   std::uint64_t gen = 0;  // handlers of an older attempt see another value
   bool running = false;
@@ -191,6 +191,8 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
   // The attempt.
   SteadyClock::time_point t0, t_connected, t_first;
   bool connected = false, first_byte = false;
+  bool read_waiting = false;  // an async_wait for reading is queued
+  bool read_ready = false;    // ... and it completed before the request was sent
   std::size_t sent = 0;
   std::uint64_t max_body = 0;
   std::string* body = nullptr;
@@ -214,6 +216,7 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
     done = std::move(d);
     out = NativeHttpOutcome{};
     connected = first_byte = false;
+    read_waiting = read_ready = false;
     sent = 0;
     max_body = max;
     body = b;
@@ -224,28 +227,23 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
     remaining = 0;
     t0 = SteadyClock::now();
 
-    const int family = plan.address.ss_family;
-    const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-    if (fd < 0) {
-      const int err = errno;
-      if (isOutOfDescriptors(err)) {
+    // Opened by Asio rather than assigned: a socket Asio opened is closed without an
+    // EPOLL_CTL_DEL (an assigned one might be a dup, so Asio deletes it first).
+    boost::system::error_code ec;
+    sock.open(asio::generic::stream_protocol(plan.address.ss_family, IPPROTO_TCP), ec);
+    if (!ec) sock.non_blocking(true, ec);
+    if (ec) {
+      if (isOutOfDescriptors(ec.value())) {
         out.out_of_descriptors = true;
         fail(Reason::internal, "vigie is out of file descriptors (ulimit -n): the attempt could "
                                "not open a socket");
       } else {
-        fail(Reason::internal, fmt::format("socket: {}", std::strerror(err)));
+        fail(Reason::internal, fmt::format("cannot open a socket: {}", ec.message()));
       }
       in_start = false;
       return;
     }
-    boost::system::error_code ec;
-    sock.assign(fd, ec);
-    if (ec) {
-      ::close(fd);
-      fail(Reason::internal, fmt::format("cannot watch a socket: {}", ec.message()));
-      in_start = false;
-      return;
-    }
+    const int fd = sock.native_handle();
     timer.expires_at(deadline);
     timer.async_wait([self = shared_from_this(), g = gen](const boost::system::error_code& e) {
       if (e || !self->running || self->gen != g) return;
@@ -254,6 +252,10 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&plan.address), plan.address_len) == 0) {
       onConnected();
     } else if (errno == EINPROGRESS) {
+      // Both waits now: Asio re-arms the descriptor (EPOLL_CTL_MOD) for each wait it
+      // queues, so a read wait queued after the send would cost a system call and a
+      // spurious wake-up for the write edge it re-arms.
+      waitRead();
       waitWrite();
     } else {
       connectFailed(errno);
@@ -280,7 +282,7 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
   }
 
   void waitWrite() {
-    sock.async_wait(asio::posix::stream_descriptor::wait_write,
+    sock.async_wait(asio::socket_base::wait_write,
                     [self = shared_from_this(), g = gen](const boost::system::error_code& e) {
                       if (!self->running || self->gen != g) return;
                       if (e) return self->fail(Reason::internal, e.message());
@@ -289,10 +291,16 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
   }
 
   void waitRead() {
-    sock.async_wait(asio::posix::stream_descriptor::wait_read,
+    read_waiting = true;
+    sock.async_wait(asio::socket_base::wait_read,
                     [self = shared_from_this(), g = gen](const boost::system::error_code& e) {
                       if (!self->running || self->gen != g) return;
+                      self->read_waiting = false;
                       if (e) return self->fail(Reason::internal, e.message());
+                      if (self->sent < self->plan.request.size()) {
+                        self->read_ready = true;  // a failed connect: send says why
+                        return;
+                      }
                       self->onReadable();
                     });
   }
@@ -317,9 +325,13 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
                                                            std::strerror(errno)))
                        : connectFailed(errno);
     }
-    // No read now: the answer cannot be there yet, and the socket is edge-triggered
-    // only for what arrives from here on.
-    waitRead();
+    // No read now: the answer cannot be there yet; the read wait queued at connect
+    // (or now) reports it.
+    if (read_ready) {
+      read_ready = false;
+      return onReadable();
+    }
+    if (!read_waiting) waitRead();
   }
 
   void connectFailed(int err) {
