@@ -10,7 +10,6 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/url/parse.hpp>
-#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -30,10 +29,13 @@ constexpr std::size_t kMaxHead = 100 * 1024;
 constexpr std::size_t kMaxChunkLine = 4096;
 constexpr int kMaxInterim = 8;  // 100 Continue and the like before the response
 
+// ASCII only, inline: header names are compared for every header of every response
+// (std::tolower is a call into libc per byte).
+char lowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
+
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
+           return lowerAscii(x) == lowerAscii(y);
          });
 }
 
