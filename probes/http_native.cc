@@ -254,11 +254,14 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&plan.address), plan.address_len) == 0) {
       onConnected();
     } else if (errno == EINPROGRESS) {
-      // Both waits now: Asio re-arms the descriptor (EPOLL_CTL_MOD) for each wait it
-      // queues, so a read wait queued after the send would cost a system call and a
-      // spurious wake-up for the write edge it re-arms.
+      // The read wait now: Asio re-arms the descriptor (EPOLL_CTL_MOD) for each wait
+      // it queues, so one queued after the send would cost a system call and a
+      // spurious wake-up for the write edge it re-arms. Then the request at once: a
+      // target on this host has finished the handshake inside connect() (the kernel
+      // ran both sides), which saves the wait for writability and a wake-up of the
+      // loop; elsewhere send() says EAGAIN and the write wait follows.
       waitRead();
-      waitWrite();
+      onConnected();
     } else {
       connectFailed(errno);
     }

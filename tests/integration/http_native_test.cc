@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -132,7 +133,7 @@ struct Attempt {
 };
 
 // One attempt, through the native client or (VIGIE_HTTP_CLIENT=curl) libcurl.
-Attempt probeOnce(const HttpSpec& s, bool native) {
+Attempt probeOnce(const HttpSpec& s, bool native, std::chrono::milliseconds timeout = 3s) {
   ScopedEnv env("VIGIE_HTTP_CLIENT", native ? "native" : "curl");
   boost::asio::io_context io;
   CurlDriver curl(io);
@@ -141,7 +142,7 @@ Attempt probeOnce(const HttpSpec& s, bool native) {
   Attempt run;
   run.native = probe.native();
   int calls = 0;
-  probe.start(SteadyClock::now() + 3s, [&](Result r) {
+  probe.start(SteadyClock::now() + timeout, [&](Result r) {
     ++calls;
     run.result = std::move(r);
   });
@@ -202,6 +203,52 @@ TEST(NativeHttp, SendsTheRequestLibcurlSends) {
   EXPECT_EQ(sent, server.lastRequest());
   EXPECT_EQ(sent.rfind("GET /p/q?x=1&y=%20 HTTP/1.1\r\nHost: 127.0.0.1:", 0), 0u) << sent;
   EXPECT_EQ(native.result.status, Status::ok);
+}
+
+// A listener whose accept queue is full drops SYNs: the connect goes on after
+// connect() returned (the write wait, not the send at once that a target on this host
+// allows), until the deadline or until the queue frees and the SYN is sent again.
+TEST(NativeHttp, ConnectThatDoesNotCompleteAtOnce) {
+  const int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), len), 0);
+  ASSERT_EQ(::listen(l, 0), 0);  // one connection waiting fills the queue
+  ASSERT_EQ(::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const int filler = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(::connect(filler, reinterpret_cast<sockaddr*>(&a), len), 0);
+  HttpSpec s = spec("http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/");
+  s.health_format = HealthFormat::none;
+
+  const Attempt hung = probeOnce(s, true, 400ms);
+  ASSERT_TRUE(hung.native);
+  EXPECT_EQ(hung.result.reason, Reason::timeout) << hung.result.detail;
+  EXPECT_NE(hung.result.detail.find("while connecting"), std::string::npos) << hung.result.detail;
+
+  // The queue frees after 200 ms; the retransmitted SYN (about 1 s) gets through.
+  std::thread server([l] {
+    std::this_thread::sleep_for(200ms);
+    ::close(::accept4(l, nullptr, nullptr, SOCK_CLOEXEC));  // the filler
+    pollfd p{l, POLLIN, 0};
+    if (::poll(&p, 1, 5000) <= 0) return;
+    const int c = ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+    char buf[4096];
+    pollfd q{c, POLLIN, 0};
+    if (::poll(&q, 1, 5000) > 0 && ::recv(c, buf, sizeof(buf), 0) > 0) {
+      static constexpr std::string_view kAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK";
+      ::send(c, kAnswer.data(), kAnswer.size(), MSG_NOSIGNAL);
+    }
+    ::close(c);
+  });
+  const Attempt late = probeOnce(s, true, 4s);
+  server.join();
+  ::close(filler);
+  ::close(l);
+  EXPECT_EQ(late.result.status, Status::ok) << late.result.detail;
+  EXPECT_EQ(late.result.body_bytes, 2u);
+  EXPECT_GT(late.result.phases.connect, 0.1) << "the SYN was sent again";
 }
 
 struct Case {
