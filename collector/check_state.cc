@@ -111,8 +111,9 @@ std::shared_ptr<CheckStatus> applyResult(const CheckStatus& prev, Result result,
   next->flap_percent = flapPercent(ring);
   next->flapping = prev.flapping ? next->flap_percent >= kFlapLow : next->flap_percent > kFlapHigh;
 
-  if (!passed) next->last_failure_result = result;
-  next->last = std::move(result);
+  SharedResult shared(std::move(result));
+  if (!passed) next->last_failure_result = shared;
+  next->last = std::move(shared);
   return next;
 }
 

@@ -169,9 +169,10 @@ std::shared_ptr<CheckStatus> statusFrom(const json::object& o) {
   c->last_success = time(o, "last_success");
   c->last_failure = time(o, "last_failure");
   if (c->last_failure != SystemClock::time_point{}) {
-    c->last_failure_result =
+    Result failed =
         Result::failure(reason(o, "last_failure_reason"), str(o, "last_failure_detail"));
-    c->last_failure_result->started = c->last_failure;
+    failed.started = c->last_failure;
+    c->last_failure_result = std::move(failed);
   }
   if (const json::array* a = arr(o, "recent")) {
     const std::size_t skip =

@@ -24,12 +24,46 @@ namespace vigie {
 enum class CheckState { unknown, up, degraded, down };
 std::string_view checkStateName(CheckState s);
 
-/// A compact record of one past result, for bars and charts.
+/// A compact record of one past result, for bars and charts (16 bytes: a
+/// check keeps 60 of them).
 struct ResultSummary {
   SystemClock::time_point at{};
   Status status = Status::fail;
   Reason reason = Reason::none;
   float duration = 0;  // seconds
+};
+static_assert(sizeof(ResultSummary) == 16, "ResultSummary: keep it at 16 bytes");
+
+/// A full result shared by the statuses that show it (each new status of a check
+/// points at the same one rather than copying it; a failing result is both the
+/// last and the last failure). Reads like std::optional<Result>; assigning a
+/// Result allocates it once.
+class SharedResult {
+ public:
+  SharedResult() = default;
+  SharedResult(Result r) : p_(std::make_shared<Result>(std::move(r))) {}  // NOLINT
+  SharedResult& operator=(Result r) {
+    p_ = std::make_shared<Result>(std::move(r));
+    return *this;
+  }
+  explicit operator bool() const { return p_ != nullptr; }
+  bool has_value() const { return p_ != nullptr; }
+  const Result& operator*() const { return *p_; }
+  const Result* operator->() const { return p_.get(); }
+  void reset() { p_.reset(); }
+  /// A result of this holder's own to change (copied first when shared), for
+  /// code that builds statuses by hand (tests, peers).
+  Result& edit() {
+    if (!p_) {
+      p_ = std::make_shared<Result>();
+    } else if (p_.use_count() > 1) {
+      p_ = std::make_shared<Result>(*p_);
+    }
+    return const_cast<Result&>(*p_);  // every Result here is made non-const; owned alone
+  }
+
+ private:
+  std::shared_ptr<const Result> p_;
 };
 
 /// One state change of a check, service or cluster (an event of /api/v1/events).
@@ -61,11 +95,11 @@ struct CheckStatus {
   bool pending = false;
   int consecutive_failures = 0;
   int consecutive_successes = 0;
-  std::optional<Result> last;             // the last full result
+  SharedResult last;                      // the last full result
   SystemClock::time_point last_change{};  // when `state` last changed (zero: never)
   SystemClock::time_point last_success{};
   SystemClock::time_point last_failure{};
-  std::optional<Result> last_failure_result;  // why it last failed (kept after recovery)
+  SharedResult last_failure_result;       // why it last failed (kept after recovery)
   std::vector<ResultSummary> recent;      // oldest first, at most kRecentResults
   std::array<std::uint64_t, 3> results_total{};  // indexed by Status
   std::uint64_t state_changes = 0;

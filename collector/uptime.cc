@@ -1,6 +1,7 @@
 #include "collector/uptime.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace vigie {
 namespace {
@@ -17,23 +18,46 @@ std::int64_t floorDiv(std::int64_t a, std::int64_t b) {
   return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
+constexpr std::int32_t kNoHead = std::numeric_limits<std::int32_t>::min();
+
 }  // namespace
 
-UptimeTracker::UptimeTracker() {
-  for (std::size_t t = 0; t < tiers_.size(); ++t) tiers_[t].resize(kCounts[t]);
+UptimeTracker::UptimeTracker() { head_.fill(kNoHead); }
+
+UptimeTracker::Counts* UptimeTracker::slot(std::size_t tier, std::int64_t index) {
+  const auto n = static_cast<std::int64_t>(kCounts[tier]);
+  return &counts_[kFirst[tier] + static_cast<std::size_t>(((index % n) + n) % n)];
+}
+
+const UptimeTracker::Counts& UptimeTracker::slot(std::size_t tier, std::int64_t index) const {
+  const auto n = static_cast<std::int64_t>(kCounts[tier]);
+  return counts_[kFirst[tier] + static_cast<std::size_t>(((index % n) + n) % n)];
+}
+
+UptimeTracker::Counts* UptimeTracker::reach(std::size_t tier, std::int64_t index) {
+  if (index < 0 || index > std::numeric_limits<std::int32_t>::max()) return nullptr;
+  const auto n = static_cast<std::int64_t>(kCounts[tier]);
+  const std::int64_t head = head_[tier];
+  if (head == kNoHead || index >= head + n) {
+    // Newer than anything kept: the whole ring is in the past.
+    for (std::size_t i = 0; i < kCounts[tier]; ++i) counts_[kFirst[tier] + i] = Counts{};
+    head_[tier] = static_cast<std::int32_t>(index);
+  } else if (index > head) {
+    for (std::int64_t i = head + 1; i <= index; ++i) *slot(tier, i) = Counts{};
+    head_[tier] = static_cast<std::int32_t>(index);
+  } else if (index <= head - n) {
+    return nullptr;  // older than the tier's window
+  }
+  return slot(tier, index);
 }
 
 void UptimeTracker::add(SystemClock::time_point at, std::uint32_t good, std::uint32_t total) {
   const auto s = unixSeconds(at);
-  for (std::size_t t = 0; t < tiers_.size(); ++t) {
-    const auto index = static_cast<std::int32_t>(floorDiv(s, kWidthSeconds[t]));
-    Bucket& b = tiers_[t][static_cast<std::size_t>(index) % kCounts[t]];
-    if (b.index != index) {
-      if (b.index > index) continue;  // older than what the slot holds: outside the window
-      b = Bucket{index, 0, 0};
+  for (std::size_t t = 0; t < kCounts.size(); ++t) {
+    if (Counts* c = reach(t, floorDiv(s, kWidthSeconds[t]))) {
+      c->good += good;
+      c->total += total;
     }
-    b.good += good;
-    b.total += total;
   }
 }
 
@@ -42,23 +66,16 @@ void UptimeTracker::addSpan(SystemClock::time_point from, SystemClock::time_poin
   const auto end_ms = unixMillis(to);
   // Never account more than the longest window: older time would be dropped anyway.
   auto start_ms = std::max(unixMillis(from), end_ms - kWidthSeconds[3] * 1000 * std::int64_t(kCounts[3]));
-  for (std::size_t t = 0; t < tiers_.size(); ++t) {
+  for (std::size_t t = 0; t < kCounts.size(); ++t) {
     const std::int64_t width_ms = kWidthSeconds[t] * 1000;
     for (std::int64_t at = start_ms; at < end_ms;) {
       const std::int64_t index = floorDiv(at, width_ms);
-      const std::int64_t bucket_end = (index + 1) * width_ms;
-      const std::int64_t until = std::min(bucket_end, end_ms);
-      Bucket& b = tiers_[t][static_cast<std::size_t>(index) % kCounts[t]];
-      if (b.index != index) {
-        if (b.index > index) {
-          at = until;
-          continue;
-        }
-        b = Bucket{static_cast<std::int32_t>(index), 0, 0};
+      const std::int64_t until = std::min((index + 1) * width_ms, end_ms);
+      if (Counts* c = reach(t, index)) {
+        const auto ms = static_cast<std::uint32_t>(until - at);
+        c->total += ms;
+        if (good) c->good += ms;
       }
-      const auto ms = static_cast<std::uint32_t>(until - at);
-      b.total += ms;
-      if (good) b.good += ms;
       at = until;
     }
   }
@@ -67,16 +84,18 @@ void UptimeTracker::addSpan(SystemClock::time_point from, SystemClock::time_poin
 UptimeRatios UptimeTracker::ratios(SystemClock::time_point now) const {
   UptimeRatios out;
   const auto s = unixSeconds(now);
-  for (std::size_t t = 0; t < tiers_.size(); ++t) {
+  for (std::size_t t = 0; t < kCounts.size(); ++t) {
+    if (head_[t] == kNoHead) continue;
+    const auto n = static_cast<std::int64_t>(kCounts[t]);
     const auto current = floorDiv(s, kWidthSeconds[t]);
-    const auto oldest = current - static_cast<std::int64_t>(kCounts[t]) + 1;
+    const auto from = std::max(current - n + 1, std::int64_t{head_[t]} - n + 1);
+    const auto to = std::min(current, std::int64_t{head_[t]});
     std::uint64_t good = 0;
     std::uint64_t total = 0;
-    for (const Bucket& b : tiers_[t]) {
-      if (b.index >= oldest && b.index <= current) {
-        good += b.good;
-        total += b.total;
-      }
+    for (auto i = from; i <= to; ++i) {
+      const Counts& c = slot(t, i);
+      good += c.good;
+      total += c.total;
     }
     if (total > 0) out[t] = static_cast<double>(good) / static_cast<double>(total);
   }
@@ -86,11 +105,15 @@ UptimeRatios UptimeTracker::ratios(SystemClock::time_point now) const {
 std::vector<UptimeTracker::StoredBucket> UptimeTracker::buckets(SystemClock::time_point now) const {
   std::vector<StoredBucket> out;
   const auto s = unixSeconds(now);
-  for (std::size_t t = 0; t < tiers_.size(); ++t) {
-    const auto oldest = floorDiv(s, kWidthSeconds[t]) - static_cast<std::int64_t>(kCounts[t]) + 1;
-    for (const Bucket& b : tiers_[t]) {
-      if (b.total > 0 && b.index >= oldest) {
-        out.push_back(StoredBucket{static_cast<std::uint8_t>(t), b.index, b.good, b.total});
+  for (std::size_t t = 0; t < kCounts.size(); ++t) {
+    if (head_[t] == kNoHead) continue;
+    const auto n = static_cast<std::int64_t>(kCounts[t]);
+    const auto oldest = floorDiv(s, kWidthSeconds[t]) - n + 1;
+    for (auto i = std::max(oldest, std::int64_t{head_[t]} - n + 1); i <= head_[t]; ++i) {
+      const Counts& c = slot(t, i);
+      if (c.total > 0) {
+        out.push_back(StoredBucket{static_cast<std::uint8_t>(t), static_cast<std::int32_t>(i),
+                                   c.good, c.total});
       }
     }
   }
@@ -100,11 +123,15 @@ std::vector<UptimeTracker::StoredBucket> UptimeTracker::buckets(SystemClock::tim
 std::vector<UptimeTracker::StoredBucket> UptimeTracker::recent(SystemClock::time_point now) const {
   std::vector<StoredBucket> out;
   const auto s = unixSeconds(now);
-  for (std::size_t t = 0; t < tiers_.size(); ++t) {
+  for (std::size_t t = 0; t < kCounts.size(); ++t) {
+    if (head_[t] == kNoHead) continue;
+    const auto n = static_cast<std::int64_t>(kCounts[t]);
     const auto current = floorDiv(s, kWidthSeconds[t]);
-    for (const Bucket& b : tiers_[t]) {
-      if (b.total > 0 && b.index >= current - 1) {
-        out.push_back(StoredBucket{static_cast<std::uint8_t>(t), b.index, b.good, b.total});
+    for (auto i = std::max(current - 1, std::int64_t{head_[t]} - n + 1); i <= head_[t]; ++i) {
+      const Counts& c = slot(t, i);
+      if (c.total > 0) {
+        out.push_back(StoredBucket{static_cast<std::uint8_t>(t), static_cast<std::int32_t>(i),
+                                   c.good, c.total});
       }
     }
   }
@@ -113,10 +140,8 @@ std::vector<UptimeTracker::StoredBucket> UptimeTracker::recent(SystemClock::time
 
 void UptimeTracker::restore(const std::vector<StoredBucket>& buckets) {
   for (const StoredBucket& sb : buckets) {
-    if (sb.tier >= tiers_.size() || sb.index < 0) continue;
-    Bucket& b = tiers_[sb.tier][static_cast<std::size_t>(sb.index) % kCounts[sb.tier]];
-    if (b.index > sb.index) continue;
-    b = Bucket{sb.index, sb.good, sb.total};
+    if (sb.tier >= kCounts.size() || sb.index < 0) continue;
+    if (Counts* c = reach(sb.tier, sb.index)) *c = Counts{sb.good, sb.total};
   }
 }
 

@@ -1,8 +1,8 @@
 #pragma once
 /// \file
 /// Uptime over 1 h, 24 h, 7 d and 30 d, kept incrementally in a fixed number of
-/// time buckets (no rescans, bounded memory: 94 buckets, about 1.1 KiB, per
-/// tracker). The windows slide by whole buckets: the 1 h figure covers the last
+/// time buckets (no rescans, bounded memory: 94 buckets of two 32-bit counters
+/// held inline, 768 bytes per tracker and no heap block). The windows slide by whole buckets: the 1 h figure covers the last
 /// 12 five-minute buckets (the current one included), 24 h the last 24 hours,
 /// 7 d the last 28 six-hour buckets, 30 d the last 30 days.
 ///
@@ -34,13 +34,8 @@ class UptimeTracker {
   static constexpr std::array<std::int64_t, 4> kWidthSeconds{300, 3600, 21600, 86400};
   static constexpr std::array<std::size_t, 4> kCounts{12, 24, 28, 30};
 
-  /// One bucket as stored (and persisted by a history store): tier 0..3, index =
+  /// One bucket as persisted by a history store: tier 0..3, index =
   /// floor(unix seconds / width).
-  struct Bucket {
-    std::int32_t index = -1;
-    std::uint32_t good = 0;
-    std::uint32_t total = 0;
-  };
   struct StoredBucket {
     std::uint8_t tier = 0;
     std::int32_t index = 0;
@@ -68,7 +63,23 @@ class UptimeTracker {
   void restore(const std::vector<StoredBucket>& buckets);
 
  private:
-  std::array<std::vector<Bucket>, 4> tiers_;
+  static constexpr std::size_t kTotalBuckets = 12 + 24 + 28 + 30;
+  static constexpr std::array<std::size_t, 4> kFirst{0, 12, 36, 64};
+  struct Counts {
+    std::uint32_t good = 0;
+    std::uint32_t total = 0;
+  };
+  // Each tier is a ring of kCounts[t] slots; slot index % count holds bucket
+  // `index` for index in (head_[t] - count, head_[t]] (the newest bucket counted
+  // so far); moving the head forward clears the slots it passes.
+  Counts* slot(std::size_t tier, std::int64_t index);
+  const Counts& slot(std::size_t tier, std::int64_t index) const;
+  // The slot for `index`, advancing the head if it is newer; null if older than
+  // the tier's window behind the head.
+  Counts* reach(std::size_t tier, std::int64_t index);
+
+  std::array<Counts, kTotalBuckets> counts_{};
+  std::array<std::int32_t, 4> head_;
 };
 
 }  // namespace vigie

@@ -20,11 +20,11 @@ using SystemClock = std::chrono::system_clock;
 
 /// Outcome of one probe attempt. `warn` is a success that degrades the service
 /// (a health page reporting "warn"); it never counts toward failure_threshold.
-enum class Status { ok, warn, fail };
+enum class Status : std::uint8_t { ok, warn, fail };
 
 /// The closed set of failure reasons, shared by all probes. Used as a metric
 /// label value and shown on the page beside the detail text. `none` for ok.
-enum class Reason {
+enum class Reason : std::uint8_t {
   none,
   timeout,           // the check's timeout elapsed first
   dns,               // name did not resolve

@@ -279,6 +279,23 @@ TEST(Uptime, SpansSplitAcrossBuckets) {
   EXPECT_LE(u.recent(at(t0 + 2400)).size(), u.buckets(at(t0 + 2400)).size());
 }
 
+TEST(Uptime, OlderResultsInsideTheWindowCountOlderOutsideDoNot) {
+  const std::int64_t t0 = 1'800'000'000 - 1'800'000'000 % 86400;
+  UptimeTracker u;
+  u.add(at(t0 + 3000), 1, 1);
+  u.add(at(t0 + 2000), 0, 1);              // late, still inside every window: counted
+  u.add(at(t0 + 3000 - 40 * 86400), 0, 1);  // older than 30 days: dropped
+  auto r = u.ratios(at(t0 + 3000));
+  EXPECT_DOUBLE_EQ(*r[0], 0.5);
+  EXPECT_DOUBLE_EQ(*r[3], 0.5);
+  // A jump of more than a tier's window clears it whole.
+  u.add(at(t0 + 3000 + 2 * 3600), 1, 1);
+  r = u.ratios(at(t0 + 3000 + 2 * 3600));
+  EXPECT_DOUBLE_EQ(*r[0], 1.0);
+  EXPECT_NEAR(*r[1], 2.0 / 3.0, 1e-12);
+  EXPECT_EQ(u.buckets(at(t0 + 3000 + 2 * 3600)).size(), 1u + 2u + 1u + 1u);
+}
+
 TEST(Events, PagingNewestFirst) {
   EventLog log(5);
   for (int i = 0; i < 8; ++i) {

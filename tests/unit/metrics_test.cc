@@ -610,7 +610,7 @@ TEST(Api, StateFilter) {
 TEST(Api, OneCheckAndHostileStrings) {
   auto snap = sampleSnapshot();
   auto ping = std::make_shared<CheckStatus>(*snap->checks[1]);
-  ping->last->detail = std::string("line1\n\"quoted\" \x01 \xff end");
+  ping->last.edit().detail = std::string("line1\n\"quoted\" \x01 \xff end");
   snap->checks[1] = ping;
   HttpRequest req;
   req.path = "/api/v1/checks/api/p%69ng";
@@ -760,7 +760,7 @@ TEST(Api, ListCacheAnswersByteForByteAsTheHandler) {
   auto next = std::make_shared<Snapshot>(*snap);
   auto changed = std::make_shared<CheckStatus>(*next->checks[1]);
   changed->state = CheckState::up;
-  changed->last->detail = "back";
+  changed->last.edit().detail = "back";
   next->checks[1] = changed;
   next->at = at(1700000003);
   const HttpResponse second = same(next, cache, "");

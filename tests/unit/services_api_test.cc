@@ -139,12 +139,12 @@ std::shared_ptr<Snapshot> sampleSnapshot() {
                      {"legacy/ping", CheckState::up}},
                     [](CheckStatus& c) {
                       if (c.check->key == "portal/blue") {
-                        c.last->version = "1.4.0";
-                        c.last->info = {{"release_id", "b-77"}};
+                        c.last.edit().version = "1.4.0";
+                        c.last.edit().info = {{"release_id", "b-77"}};
                       } else if (c.check->key == "portal/green") {
-                        c.last->version = "1.5.0";
-                        c.last->info = {{"release_id", "g-78"}};
-                        c.last->components = {{"cache", Status::warn, "slow"}};
+                        c.last.edit().version = "1.5.0";
+                        c.last.edit().info = {{"release_id", "g-78"}};
+                        c.last.edit().components = {{"cache", Status::warn, "slow"}};
                       }
                     });
 }
@@ -679,10 +679,10 @@ TEST(ServicesApi, HostileStringsStayValidJson) {
   auto snap = snapshotOf(cfg, {{"portal/blue", CheckState::down}, {"portal/green", CheckState::up}},
                          [](CheckStatus& c) {
                            if (!c.last) return;
-                           c.last->detail = "bad \xff detail \"q\"";
-                           c.last->version = std::string("v\0\x1f\xff", 4);
-                           c.last->info = {{"k\xff", "\xe2\x82"}};
-                           c.last->components = {{"comp\xff\"", Status::fail, "\n"}};
+                           c.last.edit().detail = "bad \xff detail \"q\"";
+                           c.last.edit().version = std::string("v\0\x1f\xff", 4);
+                           c.last.edit().info = {{"k\xff", "\xe2\x82"}};
+                           c.last.edit().components = {{"comp\xff\"", Status::fail, "\n"}};
                          });
   auto log = std::make_shared<EventLog>();
   StateChange e = change(0, StateChange::Subject::check, "portal/blue", "up", "down");
