@@ -6,6 +6,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <malloc.h>
 #include <initializer_list>
 #include <limits>
 #include <sstream>
@@ -309,7 +310,9 @@ class TextSink {
   }
   // Appends every non-empty family, with its HELP and TYPE lines, to `out`.
   void finish(std::string& out, std::unordered_set<std::string>& seen) {
-    std::size_t total = out.size();
+    // Room for the other sources' families too (vigie's own registries, some KiB):
+    // appending them must not reallocate, and so copy, hundreds of MiB.
+    std::size_t total = out.size() + (256 << 10);
     for (const auto& b : buf_) total += b.size() + 256;
     out.reserve(total);
     for (std::size_t i = 0; i < kFamilyCount; ++i) {
