@@ -1,6 +1,7 @@
 #include "probes/http_native.h"
 
 #include <fmt/format.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -83,10 +84,13 @@ bool nativeHttpEnabled() {
   return v == nullptr || std::string_view(v) != "curl";
 }
 
-std::optional<NativeHttpPlan> planNativeHttp(const HttpSpec& spec, bool plain_options) {
+namespace {
+
+std::optional<NativeHttpPlan> makePlan(const HttpSpec& spec, bool plain_options, bool wire) {
   if (!plain_options || !nativeHttpEnabled()) return std::nullopt;
-  if (spec.follow_redirects || !spec.body.empty()) return std::nullopt;
-  if (spec.method != "GET" && spec.method != "HEAD") return std::nullopt;
+  if ((spec.follow_redirects && !wire) || !spec.body.empty()) return std::nullopt;
+  // HEAD under /probe: libcurl's Content-Length for a bodiless answer is its own business.
+  if (spec.method != "GET" && (spec.method != "HEAD" || wire)) return std::nullopt;
   // libcurl reads these for an http:// URL (never HTTP_PROXY in capitals for http, but
   // a proxy meant for curl must not be bypassed either way).
   for (const char* v : {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"}) {
@@ -134,7 +138,7 @@ std::optional<NativeHttpPlan> planNativeHttp(const HttpSpec& spec, bool plain_op
   if (u.has_query()) path += "?" + std::string(u.encoded_query());
   if (hasLineBreak(path) || path.find(' ') != std::string::npos) return std::nullopt;
 
-  bool own_host = false, own_accept = false, own_agent = false;
+  bool own_host = false, own_accept = false, own_agent = false, own_encoding = false;
   for (const auto& [name, value] : spec.headers) {
     if (name.empty() || hasLineBreak(name) || hasLineBreak(value) ||
         name.find(':') != std::string::npos) {
@@ -143,6 +147,7 @@ std::optional<NativeHttpPlan> planNativeHttp(const HttpSpec& spec, bool plain_op
     own_host = own_host || iequals(name, "Host");
     own_accept = own_accept || iequals(name, "Accept");
     own_agent = own_agent || iequals(name, "User-Agent");
+    own_encoding = own_encoding || iequals(name, "Accept-Encoding");
   }
   // As libcurl writes it: request line, Host (no port when it is 80), Accept, then
   // the configured headers in file order, then the default User-Agent.
@@ -159,6 +164,9 @@ std::optional<NativeHttpPlan> planNativeHttp(const HttpSpec& spec, bool plain_op
     q += "\r\n";
   }
   if (!own_accept) q += "Accept: */*\r\n";
+  // HttpProbe sets CURLOPT_ACCEPT_ENCODING "gzip" for wire facts: libcurl writes it
+  // right after Accept.
+  if (wire && !own_encoding) q += "Accept-Encoding: gzip\r\n";
   for (const auto& [name, value] : spec.headers) {
     q += name;
     q += value.empty() ? ":" : ": ";
@@ -168,7 +176,29 @@ std::optional<NativeHttpPlan> planNativeHttp(const HttpSpec& spec, bool plain_op
   if (!own_agent) q += "User-Agent: vigie\r\n";
   q += "\r\n";
   plan.head = spec.method == "HEAD";
+  if (wire) {
+    plan.wire_facts = true;
+    plan.accept_gzip = !own_encoding;
+    plan.follow_redirects = spec.follow_redirects;
+    char text[INET6_ADDRSTRLEN] = {};
+    const void* raw = plan.address.ss_family == AF_INET
+                          ? static_cast<const void*>(
+                                &reinterpret_cast<const sockaddr_in*>(&plan.address)->sin_addr)
+                          : static_cast<const void*>(
+                                &reinterpret_cast<const sockaddr_in6*>(&plan.address)->sin6_addr);
+    if (::inet_ntop(plan.address.ss_family, raw, text, sizeof text) != nullptr) plan.ip = text;
+  }
   return plan;
+}
+
+}  // namespace
+
+std::optional<NativeHttpPlan> planNativeHttp(const HttpSpec& spec, bool plain_options) {
+  return makePlan(spec, plain_options, false);
+}
+
+std::optional<NativeHttpPlan> planNativeHttpWire(const HttpSpec& spec, bool plain_options) {
+  return makePlan(spec, plain_options, true);
 }
 
 struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::State> {
@@ -545,6 +575,8 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
     bool chunked = false, encoded = false;
     std::string content_type;
     bool has_type = false;
+    bool content_encoding = false, location = false;
+    std::string_view last_modified;
     for (std::string_view line = nextLine(); !line.empty(); line = nextLine()) {
       if (line.front() == ' ' || line.front() == '\t') continue;  // obsolete folding
       const std::size_t colon = line.find(':');
@@ -575,6 +607,14 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
       } else if (iequals(name, "Content-Type")) {
         content_type.assign(value);
         has_type = true;
+      } else if (plan.wire_facts) {
+        if (iequals(name, "Content-Encoding")) {
+          content_encoding = true;
+        } else if (iequals(name, "Location")) {
+          location = true;
+        } else if (iequals(name, "Last-Modified")) {
+          last_modified = value;  // the last one wins, as in libcurl
+        }
       }
     }
     if (status >= 100 && status <= 199 && status != 101) {
@@ -587,6 +627,21 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
     out.status = status;
     out.version = status_line[7] == '0' ? 10 : 11;
     if (has_type) out.content_type = std::move(content_type);
+    if (plan.wire_facts) {
+      // What libcurl would end otherwise, or whose Content-Length it reports its own
+      // way: handed back, the request is made again through it.
+      const bool handoff = (plan.accept_gzip && content_encoding) ||
+                           (plan.follow_redirects && status >= 300 && status <= 399 && location) ||
+                           status == 101 || status == 204 || status == 304 ||
+                           (encoded && (!chunked || length));
+      if (handoff) {
+        out.handoff = true;
+        succeed();
+        return false;
+      }
+      out.content_length = length ? static_cast<std::int64_t>(*length) : -1;
+      out.last_modified.assign(last_modified);
+    }
     if (plan.head || status == 204 || status == 304 || status == 101) {
       phase = Phase::complete;
     } else if (chunked) {

@@ -5,8 +5,10 @@
 /// into a buffer shared by the loop, close. About 8 system calls per attempt where
 /// libcurl makes about 21, and no allocation per attempt beyond the kept body.
 /// Everything it does not cover (https, names to resolve, proxies, credentials in the
-/// URL, redirects to follow, request bodies, /probe's wire facts) stays with libcurl:
-/// HttpProbe decides once, when it is built (planNativeHttp).
+/// URL, redirects to follow, request bodies, ingress's pinned addresses) stays with
+/// libcurl: HttpProbe decides once, when it is built (planNativeHttp). /probe's http
+/// modules (wire facts, planNativeHttpWire) use it too, and hand a response back to
+/// libcurl when its headers show one it would end differently (gzip, a redirect).
 
 #include <sys/socket.h>
 
@@ -29,6 +31,16 @@ struct NativeHttpPlan {
   std::string peer;     // "127.0.0.1 port 8080", for messages
   std::string request;  // the whole request, as written to the socket
   bool head = false;    // HEAD: the response has no body whatever it says
+  /// /probe (HttpProbeOptions::wire_facts): the request asks for gzip as Go's client
+  /// does (when `accept_gzip`), and the outcome carries the final response's
+  /// Content-Length, Last-Modified and the address. A response this client would not
+  /// end as libcurl does (an encoded body libcurl would decode, a redirect libcurl
+  /// would follow, a bodiless status with a Content-Length...) is handed back to
+  /// libcurl (NativeHttpOutcome::handoff) as soon as its headers are read.
+  bool wire_facts = false;
+  bool accept_gzip = false;
+  bool follow_redirects = false;  // a 3xx with a Location: handed off
+  std::string ip;                 // the address as libcurl's CURLINFO_PRIMARY_IP says it
 };
 
 /// False when the environment says VIGIE_HTTP_CLIENT=curl: every check then uses
@@ -41,6 +53,11 @@ bool nativeHttpEnabled();
 /// carries the headers libcurl would send (Host, Accept, the configured ones, in the
 /// same order). Pure but for the environment (proxy variables, VIGIE_HTTP_CLIENT).
 std::optional<NativeHttpPlan> planNativeHttp(const HttpSpec& spec, bool plain_options);
+/// As above for a probe built with HttpProbeOptions::wire_facts and nothing else
+/// (`plain_options`: no pinned address, no redirect URL): follow_redirects is allowed
+/// (a redirect hands off to libcurl), HEAD is not, and the request carries
+/// `Accept-Encoding: gzip` after Accept unless the spec names its own.
+std::optional<NativeHttpPlan> planNativeHttpWire(const HttpSpec& spec, bool plain_options);
 
 /// How one native attempt ended.
 struct NativeHttpOutcome {
@@ -55,6 +72,11 @@ struct NativeHttpOutcome {
   std::uint64_t received = 0;  // body bytes (chunk framing excluded)
   double duration = 0;         // seconds
   HttpPhases phases;           // tls always 0
+  /// Plan::wire_facts only. True: the response needs libcurl (see NativeHttpPlan);
+  /// reason is none and nothing else is meaningful, the caller starts again with it.
+  bool handoff = false;
+  std::int64_t content_length = -1;  // the final response's Content-Length, -1 none
+  std::string last_modified;         // its Last-Modified value, "" none
 };
 
 /// Runs one attempt at a time of one plan on the loop.

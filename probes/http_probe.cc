@@ -288,19 +288,13 @@ HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec)
 HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec, HttpProbeOptions options)
     : ctx_(ctx), spec_(std::move(spec)), options_(std::move(options)) {
   secrets_ = httpSecrets(spec_);
-  bool has_agent = false;
-  for (const auto& [name, value] : spec_.headers) {
-    if (iequals(name, "User-Agent")) has_agent = true;
-    // "Name;" is curl's way to send a header with an empty value.
-    const std::string line = value.empty() ? name + ";" : name + ": " + value;
-    headers_ = curl_slist_append(headers_, line.c_str());
-  }
-  if (!has_agent) headers_ = curl_slist_append(headers_, "User-Agent: vigie");
 
   url_ = spec_.url;
-  const bool plain_options = options_.connect_address.empty() && !options_.report_redirect_url &&
-                             !options_.wire_facts;
-  if (auto plan = planNativeHttp(spec_, plain_options)) {
+  const bool plain_options = options_.connect_address.empty() && !options_.report_redirect_url;
+  auto plan = options_.wire_facts ? planNativeHttpWire(spec_, plain_options)
+                                  : planNativeHttp(spec_, plain_options);
+  if (plan) {
+    native_ip_ = plan->ip;
     native_ = std::make_unique<NativeHttpClient>(ctx_.io, std::move(*plan));
   }
   const bool sni = !spec_.tls.server_name.empty();
@@ -340,21 +334,30 @@ HttpProbe::~HttpProbe() {
 
 void HttpProbe::cancel() {
   if (!running_) return;
-  if (native_) {
-    native_->cancel();
-    running_ = false;
-    done_ = nullptr;
-    return;
+  if (native_) native_->cancel();
+  if (easy_ != nullptr) {  // libcurl's attempt, or the native client's handoff to it
+    ctx_.curl.remove(easy_);
+    ctx_.curl.release(easy_);
+    easy_ = nullptr;
   }
-  ctx_.curl.remove(easy_);
-  ctx_.curl.release(easy_);
-  easy_ = nullptr;
   running_ = false;
   done_ = nullptr;
 }
 
 void HttpProbe::configure(SteadyClock::time_point deadline) {
   CURL* e = easy_;  // fresh from the driver's pool: every option at its default
+  if (headers_ == nullptr) {
+    // At the first libcurl attempt: a probe on the native client (a /probe request
+    // is one probe, one attempt) never needs the list.
+    bool has_agent = false;
+    for (const auto& [name, value] : spec_.headers) {
+      if (iequals(name, "User-Agent")) has_agent = true;
+      // "Name;" is curl's way to send a header with an empty value.
+      const std::string line = value.empty() ? name + ";" : name + ": " + value;
+      headers_ = curl_slist_append(headers_, line.c_str());
+    }
+    if (!has_agent) headers_ = curl_slist_append(headers_, "User-Agent: vigie");
+  }
   curl_easy_setopt(e, CURLOPT_URL, url_.c_str());
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -432,11 +435,16 @@ void HttpProbe::start(SteadyClock::time_point deadline, Done done) {
   attempt_->started = SystemClock::now();
   done_ = std::move(done);
   running_ = true;
+  deadline_ = deadline;
   if (native_) {
     native_->start(deadline, spec_.max_body, attempt_->keep_body ? &attempt_->body : nullptr,
                    [this] { finishNative(); });
     return;
   }
+  startCurl();
+}
+
+void HttpProbe::startCurl() {
   // One handle per attempt from the driver's pool: an idle check holds none.
   easy_ = ctx_.curl.acquire();
   if (easy_ == nullptr) {
@@ -444,7 +452,7 @@ void HttpProbe::start(SteadyClock::time_point deadline, Done done) {
     boost::asio::post(ctx_.io, [this] { finish(CURLE_FAILED_INIT); });
     return;
   }
-  configure(deadline);
+  configure(deadline_);
   ctx_.curl.add(easy_, [this](CURLcode rc, CURL*) { finish(rc); });
 }
 
@@ -465,6 +473,14 @@ void HttpProbe::finish(CURLcode rc) {
 void HttpProbe::finishNative() {
   if (!running_) return;
   const NativeHttpOutcome& o = native_->outcome();
+  if (o.handoff) {
+    // A response libcurl ends its own way (wire facts): the request again, through it.
+    ++handoffs_;
+    attempt_->body.clear();
+    attempt_->received = 0;
+    startCurl();
+    return;
+  }
   Result r;
   r.started = attempt_->started;
   r.duration = o.duration;
@@ -480,6 +496,7 @@ void HttpProbe::finishNative() {
   } else {
     judge(r, attempt_->body, o.content_type, false);
   }
+  if (options_.wire_facts) nativeWireFacts(r);
   scrubSecrets(r, secrets_);
   running_ = false;
   Done done = std::move(done_);
@@ -507,14 +524,37 @@ void HttpProbe::addWireFacts(Result& r) {
   } else {
     w->content_length = 0;  // no response: Go's empty http.Response
   }
-  if (statusExpected(r.http_status, spec_.expect_status)) {
-    for (std::size_t i = 0; i < r.conditions.size() && i < spec_.conditions.size(); ++i) {
-      if (!r.conditions[i].ok && spec_.conditions[i].kind == ConditionSpec::Kind::body_matches) {
-        w->regex_failed = true;
-      }
+  regexFailed(r, *w);
+  r.wire = std::move(w);
+}
+
+// The facts addWireFacts reads from libcurl, from the native client's outcome: the
+// same values for the responses it keeps (the others are handed off to libcurl).
+void HttpProbe::nativeWireFacts(Result& r) {
+  auto w = std::make_shared<WireFacts>();
+  const NativeHttpOutcome& o = native_->outcome();
+  w->ip = native_ip_;
+  if (r.http_status > 0) {
+    w->content_length = o.content_length;
+    if (!o.last_modified.empty()) {
+      // libcurl's own parser (CURLOPT_FILETIME reads the header with it).
+      const std::time_t t = curl_getdate(o.last_modified.c_str(), nullptr);
+      if (t >= 0) w->last_modified = static_cast<double>(t);
+    }
+  } else {
+    w->content_length = 0;
+  }
+  regexFailed(r, *w);
+  r.wire = std::move(w);
+}
+
+void HttpProbe::regexFailed(const Result& r, WireFacts& w) const {
+  if (!statusExpected(r.http_status, spec_.expect_status)) return;
+  for (std::size_t i = 0; i < r.conditions.size() && i < spec_.conditions.size(); ++i) {
+    if (!r.conditions[i].ok && spec_.conditions[i].kind == ConditionSpec::Kind::body_matches) {
+      w.regex_failed = true;
     }
   }
-  r.wire = std::move(w);
 }
 
 Result HttpProbe::buildResult(CURLcode rc) {

@@ -96,6 +96,9 @@ class HttpProbe : public Probe {
   /// IP address, see probes/http_native.h), false when through libcurl. Decided once,
   /// at construction.
   bool native() const { return native_ != nullptr; }
+  /// Attempts the native client handed back to libcurl (with wire_facts: a gzip body,
+  /// a redirect to follow, ...), each made again through libcurl. For tests.
+  std::uint64_t handoffs() const { return handoffs_; }
 
  private:
   struct Attempt;
@@ -105,6 +108,9 @@ class HttpProbe : public Probe {
   void finish(CURLcode rc);
   Result buildResult(CURLcode rc);
   void finishNative();
+  void startCurl();
+  void nativeWireFacts(Result& r);
+  void regexFailed(const Result& r, WireFacts& w) const;
   void judge(Result& r, std::string_view body, std::string_view content_type, bool https);
   void addWireFacts(Result& r);
 
@@ -118,6 +124,9 @@ class HttpProbe : public Probe {
   std::vector<std::string> secrets_;  // what a target echoing the request must not show
   std::unique_ptr<Attempt> attempt_;
   std::unique_ptr<NativeHttpClient> native_;  // null: libcurl
+  std::string native_ip_;                     // the native plan's address (wire facts)
+  SteadyClock::time_point deadline_{};        // of the running attempt
+  std::uint64_t handoffs_ = 0;
   bool running_ = false;
   Done done_;
 };

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -130,15 +131,17 @@ class ScopedEnv {
 struct Attempt {
   Result result;
   bool native = false;
+  std::uint64_t handoffs = 0;  // native attempts made again through libcurl
 };
 
 // One attempt, through the native client or (VIGIE_HTTP_CLIENT=curl) libcurl.
-Attempt probeOnce(const HttpSpec& s, bool native, std::chrono::milliseconds timeout = 3s) {
+Attempt probeOnce(const HttpSpec& s, bool native, std::chrono::milliseconds timeout = 3s,
+                  HttpProbeOptions options = {}) {
   ScopedEnv env("VIGIE_HTTP_CLIENT", native ? "native" : "curl");
   boost::asio::io_context io;
   CurlDriver curl(io);
   ProbeContext ctx{io, curl, "test"};
-  HttpProbe probe(ctx, s);
+  HttpProbe probe(ctx, s, options);
   Attempt run;
   run.native = probe.native();
   int calls = 0;
@@ -148,6 +151,7 @@ Attempt probeOnce(const HttpSpec& s, bool native, std::chrono::milliseconds time
   });
   io.run_for(6s);
   EXPECT_EQ(calls, 1);
+  run.handoffs = probe.handoffs();
   return run;
 }
 
@@ -180,6 +184,13 @@ TEST(NativeHttp, TakesPlainHttpToAnAddressOnly) {
   s.method = "HEAD";
   s.ip_version.clear();
   EXPECT_TRUE(planNativeHttp(s, true));
+  // /probe's wire facts: redirects to follow are taken (a 3xx hands off), HEAD is not.
+  EXPECT_FALSE(planNativeHttpWire(s, true));
+  s.method = "GET";
+  s.follow_redirects = true;
+  EXPECT_TRUE(planNativeHttpWire(s, true));
+  EXPECT_FALSE(planNativeHttpWire(s, false)) << "a pinned address or a redirect URL: curl";
+  EXPECT_FALSE(planNativeHttpWire(spec("http://localhost/"), true));
   {
     ScopedEnv p("http_proxy", "http://127.0.0.1:3128");
     EXPECT_FALSE(planNativeHttp(spec("http://127.0.0.1/"), true)) << "a proxy: curl";
@@ -336,6 +347,113 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"nothing", "", Status::fail, Reason::http_protocol, 0, 0},
         Case{"not_http", "SSH-2.0-OpenSSH_9.2\r\n", Status::fail, Reason::http_protocol, 0, 0}),
     [](const ::testing::TestParamInfo<Case>& i) { return i.param.name; });
+
+// /probe's HttpProbeOptions::wire_facts: the request asks for gzip as libcurl's does,
+// and the facts blackbox's families come from are the same through both clients; the
+// responses the native client does not end as libcurl does are made again through it.
+struct WireCase {
+  std::string name;
+  std::string response;
+  bool handoff;  // the native client hands this response to libcurl
+  bool follow = true;
+};
+
+class WireFactsSameAsCurl : public ::testing::TestWithParam<WireCase> {};
+
+TEST_P(WireFactsSameAsCurl, Result) {
+  const WireCase& c = GetParam();
+  ScriptServer server(c.response);
+  HttpSpec s = spec(server.url("/index.html"));
+  s.health_format = HealthFormat::none;
+  s.follow_redirects = c.follow;
+  s.max_body = std::numeric_limits<std::uint64_t>::max();  // a module without body_size_limit
+  HttpProbeOptions o;
+  o.wire_facts = true;
+  const Attempt native = probeOnce(s, true, 3s, o);
+  const std::string sent = server.lastRequest();
+  const Attempt curl = probeOnce(s, false, 3s, o);
+  ASSERT_TRUE(native.native);
+  ASSERT_FALSE(curl.native);
+  EXPECT_EQ(native.handoffs, c.handoff ? 1u : 0u);
+  EXPECT_EQ(sent, server.lastRequest()) << "the request libcurl sends";
+  EXPECT_NE(sent.find("\r\nAccept: */*\r\nAccept-Encoding: gzip\r\n"), std::string::npos) << sent;
+  const Result& n = native.result;
+  const Result& l = curl.result;
+  EXPECT_EQ(n.status, l.status) << n.detail << " / " << l.detail;
+  EXPECT_EQ(n.reason, l.reason) << n.detail << " / " << l.detail;
+  EXPECT_EQ(n.http_status, l.http_status);
+  EXPECT_EQ(n.http_version, l.http_version);
+  EXPECT_EQ(n.body_bytes, l.body_bytes);
+  EXPECT_EQ(n.redirects, l.redirects);
+  ASSERT_TRUE(n.wire && l.wire);
+  EXPECT_EQ(n.wire->ip, l.wire->ip);
+  EXPECT_EQ(n.wire->ip, "127.0.0.1");
+  EXPECT_EQ(n.wire->content_length, l.wire->content_length);
+  EXPECT_EQ(n.wire->last_modified, l.wire->last_modified);
+  EXPECT_EQ(n.wire->regex_failed, l.wire->regex_failed);
+  EXPECT_FALSE(n.wire->tls);
+}
+
+const std::string kGzipHello("\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xcb\x48\xcd\xc9\xc9\x57"
+                             "\x48\xaf\xca\x2c\x50\x28\xcf\x2f\xca\x49\xe1\x02\x00\x3e\x56\x00"
+                             "\xe8\x11\x00\x00\x00",
+                             37);  // "hello gzip world\n"
+
+INSTANTIATE_TEST_SUITE_P(
+    Responses, WireFactsSameAsCurl,
+    ::testing::Values(
+        WireCase{"length_and_last_modified",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                 "Last-Modified: Sun, 29 Nov 2026 06:00:00 GMT\r\n\r\nOK",
+                 false},
+        WireCase{"two_last_modified_the_last_wins",
+                 "HTTP/1.1 200 OK\r\nLast-Modified: Sun, 29 Nov 2026 06:00:00 GMT\r\n"
+                 "last-modified: Mon, 30 Nov 2026 07:00:00 GMT\r\nContent-Length: 0\r\n\r\n",
+                 false},
+        WireCase{"bad_last_modified", "HTTP/1.1 200 OK\r\nLast-Modified: yesterday\r\n\r\nabc",
+                 false},
+        WireCase{"chunked_no_length",
+                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                 false},
+        WireCase{"http10_until_close", "HTTP/1.0 404 Not Found\r\n\r\nmissing", false},
+        WireCase{"redirect_not_followed", "HTTP/1.1 302 Found\r\nLocation: /x\r\n\r\n", false,
+                 false},
+        WireCase{"redirect_followed_by_curl",
+                 "HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n", true},
+        WireCase{"gzip_decoded_by_curl",
+                 "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 37\r\n\r\n" +
+                     kGzipHello,
+                 true},
+        WireCase{"no_content_by_curl", "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+                 true}),
+    [](const ::testing::TestParamInfo<WireCase>& i) { return i.param.name; });
+
+TEST(NativeHttp, WireFactsOfARefusedConnection) {
+  const int port = [] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), len);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);  // nothing listens there now
+    return static_cast<int>(ntohs(a.sin_port));
+  }();
+  HttpSpec s = spec("http://127.0.0.1:" + std::to_string(port) + "/");
+  s.follow_redirects = true;
+  HttpProbeOptions o;
+  o.wire_facts = true;
+  const Attempt native = probeOnce(s, true, 3s, o);
+  const Attempt curl = probeOnce(s, false, 3s, o);
+  ASSERT_TRUE(native.native);
+  EXPECT_EQ(native.result.reason, Reason::connect) << native.result.detail;
+  EXPECT_EQ(native.result.reason, curl.result.reason) << curl.result.detail;
+  ASSERT_TRUE(native.result.wire && curl.result.wire);
+  EXPECT_EQ(native.result.wire->content_length, 0);
+  EXPECT_EQ(native.result.wire->content_length, curl.result.wire->content_length);
+  EXPECT_EQ(native.result.wire->ip, "127.0.0.1");
+}
 
 }  // namespace
 }  // namespace vigie
