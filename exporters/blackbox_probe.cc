@@ -38,20 +38,20 @@ constexpr std::string_view kDebugContentType = "text/plain";
 
 // ---------------------------------------------------------------- text format
 
+// Views: names, help texts and label names are literals, label values literals or
+// strings of the Result being rendered, which outlives the rendering.
 struct Sample {
-  std::vector<std::pair<std::string, std::string>> labels;
+  std::vector<std::pair<std::string_view, std::string_view>> labels;
   double value = 0;
 };
 
 struct Family {
-  std::string name;
-  std::string help;
+  std::string_view name;
+  std::string_view help;
   std::vector<Sample> samples;
 };
 
-std::string escapeLabel(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
+void appendEscapedLabel(std::string& out, std::string_view v) {
   for (char c : v) {
     if (c == '\\') {
       out += "\\\\";
@@ -63,7 +63,6 @@ std::string escapeLabel(std::string_view v) {
       out += c;
     }
   }
-  return out;
 }
 
 std::string render(std::vector<Family> families) {
@@ -71,17 +70,27 @@ std::string render(std::vector<Family> families) {
   std::sort(families.begin(), families.end(),
             [](const Family& a, const Family& b) { return a.name < b.name; });
   std::string out;
+  out.reserve(2048);  // an http module's answer is about 1,900 bytes
   for (auto& f : families) {
     std::sort(f.samples.begin(), f.samples.end(),
               [](const Sample& a, const Sample& b) { return a.labels < b.labels; });
-    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", f.name, f.help, f.name);
+    out += "# HELP ";
+    out += f.name;
+    out += ' ';
+    out += f.help;
+    out += "\n# TYPE ";
+    out += f.name;
+    out += " gauge\n";
     for (const auto& s : f.samples) {
       out += f.name;
       if (!s.labels.empty()) {
         out += '{';
         for (std::size_t i = 0; i < s.labels.size(); ++i) {
           if (i > 0) out += ',';
-          out += fmt::format("{}=\"{}\"", s.labels[i].first, escapeLabel(s.labels[i].second));
+          out += s.labels[i].first;
+          out += "=\"";
+          appendEscapedLabel(out, s.labels[i].second);
+          out += '"';
         }
         out += '}';
       }
@@ -97,8 +106,9 @@ std::string render(std::vector<Family> families) {
 // timings carry float noise (3.499999999999998e-05) that this removes.
 double ns(double seconds) { return std::round(seconds * 1e9) / 1e9; }
 
-void gauge(std::vector<Family>& out, std::string name, std::string help, double value) {
-  out.push_back(Family{std::move(name), std::move(help), {Sample{{}, value}}});
+void gauge(std::vector<Family>& out, std::string_view name, std::string_view help,
+           double value) {
+  out.push_back(Family{name, help, {Sample{{}, value}}});
 }
 
 // blackbox 0.23's help texts, word for word (its TLS ones are its own).
@@ -279,6 +289,7 @@ bool secretHeaderName(std::string_view name) {
 
 std::string blackboxMetrics(const ModuleConfig& module, const Result& r, double duration) {
   std::vector<Family> fams;
+  fams.reserve(24);
   const WireFacts none;
   const WireFacts& w = r.wire ? *r.wire : none;
   const bool ok = r.status != Status::fail;
@@ -432,7 +443,10 @@ struct BlackboxEndpoint::State : std::enable_shared_from_this<BlackboxEndpoint::
   struct Request {
     std::uint64_t id = 0;
     std::string module_name;
-    ModuleConfig module;
+    // The module in `config`, the configuration of the moment when the request came:
+    // held, not copied (a reload swaps the pointer, never this Config).
+    std::shared_ptr<const Config> config;
+    const ModuleConfig* module = nullptr;
     std::string target;
     bool debug = false;
     double timeout = 0;
@@ -478,6 +492,8 @@ struct BlackboxEndpoint::State : std::enable_shared_from_this<BlackboxEndpoint::
   std::uint64_t next_id = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Request>> running;
   prometheus::Family<prometheus::Counter>* results = nullptr;
+  // results' success and failure counters by module name.
+  std::unordered_map<std::string, std::pair<prometheus::Counter*, prometheus::Counter*>> outcomes{};
   prometheus::Family<prometheus::Counter>* rejected = nullptr;
   prometheus::Counter* bad_request = nullptr;
   prometheus::Counter* over_limit = nullptr;
@@ -504,7 +520,7 @@ std::string probeLog(const BlackboxEndpoint::State::Request& q, const Result& r,
   auto line = [&](const char* level, const std::string& rest) {
     out += fmt::format("ts={} {} level={} {}\n", logTime(t), head, level, rest);
   };
-  line("info", fmt::format("msg=\"Beginning probe\" probe={} timeout_seconds={}", q.module.prober,
+  line("info", fmt::format("msg=\"Beginning probe\" probe={} timeout_seconds={}", q.module->prober,
                            goFloat(q.timeout)));
   const WireFacts none;
   const WireFacts& w = r.wire ? *r.wire : none;
@@ -517,7 +533,7 @@ std::string probeLog(const BlackboxEndpoint::State::Request& q, const Result& r,
   for (const auto& l : w.log) line("info", "msg=" + logValue(l));
   t = q.wall_start +
       std::chrono::duration_cast<SystemClock::duration>(std::chrono::duration<double>(duration));
-  if (q.module.prober == "http") {
+  if (q.module->prober == "http") {
     if (r.http_status > 0) {
       line("info", fmt::format("msg=\"Received HTTP response\" status_code={} redirects={}",
                                r.http_status, r.redirects));
@@ -595,7 +611,8 @@ void BlackboxEndpoint::State::handle(const HttpRequest& req, HttpRespond respond
   auto q = std::make_unique<Request>();
   q->id = next_id++;
   q->module_name = module_name;
-  q->module = *module;
+  q->config = cfg;
+  q->module = module;
   q->target = *target;
   const std::string* debug = req.param("debug");
   q->debug = debug != nullptr && *debug == "true";
@@ -609,7 +626,7 @@ void BlackboxEndpoint::State::handle(const HttpRequest& req, HttpRespond respond
   HttpSpec http_spec;
   bool resolve_first = false;
   std::string host, port;
-  if (auto* h = std::get_if<HttpSpec>(&q->module.spec)) {
+  if (auto* h = std::get_if<HttpSpec>(&q->module->spec)) {
     http_spec = *h;
     http_spec.url = q->target;
     if (http_spec.url.rfind("http://", 0) != 0 && http_spec.url.rfind("https://", 0) != 0) {
@@ -630,13 +647,13 @@ void BlackboxEndpoint::State::handle(const HttpRequest& req, HttpRespond respond
         port = u->has_port() ? std::string(u->port()) : (u->scheme() == "https" ? "443" : "80");
       }
     }
-  } else if (auto* t = std::get_if<TcpSpec>(&q->module.spec)) {
+  } else if (auto* t = std::get_if<TcpSpec>(&q->module->spec)) {
     TcpSpec spec = *t;
     spec.address = q->target;
     TcpProbeOptions o;
     o.wire_facts = true;
     q->probe = std::make_unique<TcpProbe>(ctx, std::move(spec), o);
-  } else if (!std::holds_alternative<HttpSpec>(q->module.spec)) {
+  } else if (!std::holds_alternative<HttpSpec>(q->module->spec)) {
     bad_request->Increment();
     q->respond(textError(
         400, fmt::format("module {:?}: prober {} is not supported", module_name, module->prober)));
@@ -739,15 +756,22 @@ void BlackboxEndpoint::State::complete(std::uint64_t id, Result r) {
     r.wire = std::move(w);
   }
   const bool ok = r.status != Status::fail;
-  results->Add({{"module", q->module_name}, {"result", ok ? "success" : "failure"}}).Increment();
+  // Family::Add hashes the labels at each call: each series is looked up once (and
+  // made, as before, only when its outcome first happens).
+  auto& [success, failure] = outcomes[q->module_name];
+  prometheus::Counter*& counter = ok ? success : failure;
+  if (counter == nullptr) {
+    counter = &results->Add({{"module", q->module_name}, {"result", ok ? "success" : "failure"}});
+  }
+  counter->Increment();
 
   HttpResponse res;
-  const std::string metrics = blackboxMetrics(q->module, r, duration);
+  const std::string metrics = blackboxMetrics(*q->module, r, duration);
   if (q->debug) {
     res.content_type = std::string(kDebugContentType);
     res.body = "Logs for the probe:\n" + probeLog(*q, r, duration) +
                "\n\n\nMetrics that would have been returned:\n" + metrics +
-               "\n\n\nModule configuration:\n" + blackboxModuleYaml(q->module);
+               "\n\n\nModule configuration:\n" + blackboxModuleYaml(*q->module);
   } else {
     res.content_type = std::string(kMetricsContentType);
     res.body = metrics;
