@@ -25,6 +25,7 @@
 
 #include "collector/curl_driver.h"
 #include "probes/http_probe.h"
+#include "tests/support/scoped_env.h"
 
 namespace vigie {
 namespace {
@@ -105,28 +106,7 @@ class ScriptServer {
   std::string request_;
 };
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value != nullptr) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_, old_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using test::ScopedEnv;
 
 struct Attempt {
   Result result;

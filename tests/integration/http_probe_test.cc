@@ -28,6 +28,7 @@
 #include "tests/support/process.h"
 #include "tests/support/tls_cert.h"
 #include "tests/support/paths.h"
+#include "tests/support/scoped_env.h"
 
 namespace vigie {
 namespace {
@@ -144,25 +145,7 @@ Outcome runProbe(const HttpSpec& s, std::chrono::milliseconds timeout = 5s) {
   return run;
 }
 
-// Sets an environment variable for one scope (the tests are single-threaded).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_, old_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using test::ScopedEnv;
 
 std::string describe(const Result& r) {
   return std::string(statusName(r.status)) + "/" + std::string(reasonName(r.reason)) + ": " +
