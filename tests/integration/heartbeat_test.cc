@@ -17,6 +17,7 @@
 #include "tests/support/ports.h"
 #include "tests/support/process.h"
 #include "tests/support/paths.h"
+#include "tests/support/http_client.h"
 
 namespace vigie::test {
 namespace {
@@ -162,14 +163,6 @@ Http request(const std::string& method, const std::string& url,
   return out;
 }
 
-bool eventually(std::chrono::milliseconds limit, const std::function<bool()>& pred) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return pred();
-}
 
 constexpr const char* kToken = "s3cr3t-heartbeat-token-4f9a";
 

@@ -30,6 +30,7 @@
 #include "tests/support/postgres.h"
 #include "tests/support/process.h"
 #include "tests/support/paths.h"
+#include "tests/support/http_client.h"
 
 namespace vigie::test {
 namespace {
@@ -79,14 +80,6 @@ long count(const std::string& db, const std::string& table_and_where) {
   }
 }
 
-bool eventually(std::chrono::milliseconds limit, const std::function<bool()>& pred) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return pred();
-}
 
 HistoryConfig historyConfig(const std::string& db,
                             Duration retention = std::chrono::hours(24 * 30)) {
@@ -448,30 +441,8 @@ TEST(PostgresHistoryStore, WritesThousandsOfRowsPerSecond) {
 
 // --- The vigie binary ---
 
-struct Http {
-  long status = 0;
-  std::string body;
-};
-
-Http get(const std::string& url) {
-  Http out;
-  CURL* c = curl_easy_init();
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(
-      c, CURLOPT_WRITEFUNCTION, +[](char* p, size_t s, size_t n, void* ud) -> size_t {
-        static_cast<std::string*>(ud)->append(p, s * n);
-        return s * n;
-      });
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
-  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);
-  curl_easy_cleanup(c);
-  return out;
-}
-
 std::optional<boost::json::object> checkDoc(const std::string& base, const std::string& key) {
-  const auto r = get(base + "/api/v1/checks/" + key);
+  const auto r = httpGet(base + "/api/v1/checks/" + key);
   if (r.status != 200) return std::nullopt;
   boost::system::error_code ec;
   auto v = boost::json::parse(r.body, ec);
@@ -612,7 +583,7 @@ TEST_F(VigieWithPostgres, RecentResultsUptimeAndChangesSurviveARestart) {
   EXPECT_EQ(changes.back().at("to").as_string(), "up");
 
   // The events API serves them too (when this build has it).
-  const auto events = get(base_ + "/api/v1/events");
+  const auto events = httpGet(base_ + "/api/v1/events");
   if (events.status == 200) {
     EXPECT_NE(events.body.find("\"web/page\""), std::string::npos) << events.body;
   }
@@ -620,14 +591,14 @@ TEST_F(VigieWithPostgres, RecentResultsUptimeAndChangesSurviveARestart) {
   const auto log2 = vigie->output();
   EXPECT_NE(log2.find("history store: restored"), std::string::npos) << log2;
   expectNoPassword(log2, "the second log");
-  expectNoPassword(get(base_ + "/metrics").body, "/metrics");
+  expectNoPassword(httpGet(base_ + "/metrics").body, "/metrics");
 }
 
 TEST_F(VigieWithPostgres, KeepsProbingWhileTheDatabaseIsAwayAndCatchesUpAfter) {
   const auto db = freshDatabase("h_vigie_away");
   auto vigie = startVigie(db, dir_ + "/log");
   ASSERT_TRUE(eventually(10s, [&] { return count(db, "vigie_results") > 0; })) << vigie->output();
-  EXPECT_EQ(metricValue(get(base_ + "/metrics").body, "vigie_history_connected"), 1);
+  EXPECT_EQ(metricValue(httpGet(base_ + "/metrics").body, "vigie_history_connected"), 1);
 
   pg().stop();
   const auto away = checkDoc(base_, "web/page");
@@ -635,7 +606,7 @@ TEST_F(VigieWithPostgres, KeepsProbingWhileTheDatabaseIsAwayAndCatchesUpAfter) {
   std::string metrics;
   ASSERT_TRUE(eventually(5s,
                          [&] {
-                           metrics = get(base_ + "/metrics").body;
+                           metrics = httpGet(base_ + "/metrics").body;
                            return metricValue(metrics, "vigie_history_connected") == 0 &&
                                   metricValue(metrics, "vigie_history_errors_total") >= 1;
                          }))
@@ -659,7 +630,7 @@ TEST_F(VigieWithPostgres, KeepsProbingWhileTheDatabaseIsAwayAndCatchesUpAfter) {
     auto c = checkDoc(base_, "web/page");
     return c && c->at("state").as_string() == "up";
   })) << vigie->output();
-  EXPECT_EQ(metricValue(get(base_ + "/metrics").body, "vigie_history_connected"), 0);
+  EXPECT_EQ(metricValue(httpGet(base_ + "/metrics").body, "vigie_history_connected"), 0);
 
   pg().start();
   const auto t0 = std::chrono::steady_clock::now();
@@ -673,7 +644,7 @@ TEST_F(VigieWithPostgres, KeepsProbingWhileTheDatabaseIsAwayAndCatchesUpAfter) {
                    std::chrono::steady_clock::now() - t0)
                    .count()
             << " ms after the database came back\n";
-  metrics = get(base_ + "/metrics").body;
+  metrics = httpGet(base_ + "/metrics").body;
   EXPECT_EQ(metricValue(metrics, "vigie_history_connected"), 1);
   EXPECT_EQ(metricValue(metrics, "vigie_history_dropped_total"), 0);
   EXPECT_NE(vigie->output().find("history store: reconnected"), std::string::npos)
@@ -719,7 +690,7 @@ TEST_F(VigieWithPostgres, StartsWithTheDatabaseUnreachableAndSaysSoWithoutThePas
       << log;
   EXPECT_EQ(log.find("pw-"), std::string::npos) << log;
   EXPECT_EQ(log.find("pw-'"), std::string::npos) << log;
-  const auto metrics = get(base_ + "/metrics").body;
+  const auto metrics = httpGet(base_ + "/metrics").body;
   EXPECT_EQ(metricValue(metrics, "vigie_history_connected"), 0);
   EXPECT_EQ(metrics.find("pw-"), std::string::npos);
   EXPECT_EQ(vigie.stop(), 0) << "exits cleanly with its database away";
