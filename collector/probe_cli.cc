@@ -300,6 +300,7 @@ int runProbeCli(const ProbeCliOptions& opts) {
     return 2;
   }
   std::optional<Result> result;
+  bool timed_out = false;
   const auto deadline = SteadyClock::now() + check.timeout;
   boost::asio::steady_timer guard(io);
   probe->start(deadline, [&](Result r) {
@@ -310,10 +311,14 @@ int runProbeCli(const ProbeCliOptions& opts) {
   guard.async_wait([&](const boost::system::error_code& ec) {
     if (ec || result) return;
     probe->cancel();
+    timed_out = true;
     result = Result::failure(Reason::timeout, "no result within the timeout");
   });
   io.run();
-  blocking.shutdown(std::chrono::milliseconds(0));
+  // A probe that answered left its worker idle: join it, so that the thread's
+  // library state (libpq's, OpenSSL's) is released before exit. A job still stuck
+  // after the timeout (a hung disk) is abandoned: the command must end.
+  blocking.shutdown(timed_out ? std::chrono::milliseconds(0) : std::chrono::milliseconds(2000));
   if (!result) result = Result::failure(Reason::internal, "probe ended without a result");
   print(check, *result);
   return result->status == Status::fail ? 1 : 0;
