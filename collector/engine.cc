@@ -87,9 +87,6 @@ Engine::Engine(boost::asio::io_context& io, std::shared_ptr<prometheus::Registry
       events_(std::make_shared<EventLog>()),
       aggregator_(std::make_unique<Aggregator>(*events_, nullptr)),
       tick_timer_(io) {
-  if (!factory_) {
-    factory_ = [this](const CheckConfig& c) { return makeProbe(*ctx_, c); };
-  }
   self_stats_.started = SystemClock::now();
   auto& lag = prometheus::BuildHistogram()
                   .Name("vigie_scheduler_lag_seconds")
@@ -264,7 +261,8 @@ void Engine::apply(std::shared_ptr<const Config> config) {
       std::shared_ptr<const CheckConfig> check(config, &chk);
       std::unique_ptr<Probe> probe;
       try {
-        probe = factory_(chk);
+        // The default probes share the check's settings with the Config.
+        probe = factory_ ? factory_(chk) : makeProbe(*ctx_, check);
       } catch (const std::exception& e) {
         throw std::invalid_argument(fmt::format("{}: {}", chk.key, e.what()));
       }

@@ -283,26 +283,29 @@ std::vector<std::string> httpSecrets(const HttpSpec& spec) {
 }
 
 HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec)
-    : HttpProbe(ctx, std::move(spec), HttpProbeOptions{}) {}
+    : HttpProbe(ctx, std::make_shared<const HttpSpec>(std::move(spec)), HttpProbeOptions{}) {}
 
 HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec, HttpProbeOptions options)
-    : ctx_(ctx), spec_(std::move(spec)), options_(std::move(options)) {
-  secrets_ = httpSecrets(spec_);
+    : HttpProbe(ctx, std::make_shared<const HttpSpec>(std::move(spec)), std::move(options)) {}
 
-  url_ = spec_.url;
+HttpProbe::HttpProbe(ProbeContext& ctx, std::shared_ptr<const HttpSpec> spec,
+                     HttpProbeOptions options)
+    : ctx_(ctx), spec_(std::move(spec)), options_(std::move(options)) {
+  secrets_ = httpSecrets(*spec_);
+
   const bool plain_options = options_.connect_address.empty() && !options_.report_redirect_url;
-  auto plan = options_.wire_facts ? planNativeHttpWire(spec_, plain_options)
-                                  : planNativeHttp(spec_, plain_options);
+  auto plan = options_.wire_facts ? planNativeHttpWire(*spec_, plain_options)
+                                  : planNativeHttp(*spec_, plain_options);
   if (plan) {
     native_ip_ = plan->ip;
     native_ = std::make_unique<NativeHttpClient>(ctx_.io, std::move(*plan));
   }
-  const bool sni = !spec_.tls.server_name.empty();
+  const bool sni = !spec_->tls.server_name.empty();
   const bool pinned = !options_.connect_address.empty();
   if (sni || pinned) {
     // SNI override: ask for the server name, connect to the configured host.
     // Pinned address: ask for the URL's host, connect to the address.
-    auto parsed = boost::urls::parse_uri(spec_.url);
+    auto parsed = boost::urls::parse_uri(spec_->url);
     if (parsed) {
       boost::urls::url u = *parsed;
       const std::string host(u.encoded_host_address());
@@ -312,10 +315,10 @@ HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec, HttpProbeOptions options)
         return h.find(':') != std::string::npos && h.front() != '[' ? "[" + h + "]" : h;
       };
       std::string name = host;
-      if (sni && host != spec_.tls.server_name) {
-        u.set_host(spec_.tls.server_name);
+      if (sni && host != spec_->tls.server_name) {
+        u.set_host(spec_->tls.server_name);
         url_ = std::string(u.buffer());
-        name = spec_.tls.server_name;
+        name = spec_->tls.server_name;
       }
       if (name != host || pinned) {
         const std::string target = bracket(pinned ? options_.connect_address : host);
@@ -350,7 +353,7 @@ void HttpProbe::configure(SteadyClock::time_point deadline) {
     // At the first libcurl attempt: a probe on the native client (a /probe request
     // is one probe, one attempt) never needs the list.
     bool has_agent = false;
-    for (const auto& [name, value] : spec_.headers) {
+    for (const auto& [name, value] : spec_->headers) {
       if (iequals(name, "User-Agent")) has_agent = true;
       // "Name;" is curl's way to send a header with an empty value.
       const std::string line = value.empty() ? name + ";" : name + ": " + value;
@@ -358,27 +361,27 @@ void HttpProbe::configure(SteadyClock::time_point deadline) {
     }
     if (!has_agent) headers_ = curl_slist_append(headers_, "User-Agent: vigie");
   }
-  curl_easy_setopt(e, CURLOPT_URL, url_.c_str());
+  curl_easy_setopt(e, CURLOPT_URL, url_.empty() ? spec_->url.c_str() : url_.c_str());
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, attempt_->error);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers_);
   if (connect_to_) curl_easy_setopt(e, CURLOPT_CONNECT_TO, connect_to_);
 
-  const std::string& m = spec_.method;
+  const std::string& m = spec_->method;
   if (m == "HEAD") {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-  } else if (m != "GET" || !spec_.body.empty()) {
+  } else if (m != "GET" || !spec_->body.empty()) {
     if (m != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m.c_str());
-    if (!spec_.body.empty() || m == "POST") {
+    if (!spec_->body.empty() || m == "POST") {
       // spec_ outlives the attempt: curl may point at the body without copying it.
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(spec_.body.size()));
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, spec_.body.c_str());
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(spec_->body.size()));
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, spec_->body.c_str());
     }
   }
 
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, spec_.follow_redirects ? 1L : 0L);
-  curl_easy_setopt(e, CURLOPT_MAXREDIRS, static_cast<long>(spec_.max_redirects));
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, spec_->follow_redirects ? 1L : 0L);
+  curl_easy_setopt(e, CURLOPT_MAXREDIRS, static_cast<long>(spec_->max_redirects));
 
   // Every attempt measures connect and TLS, and sees the certificate chain: a resumed
   // TLS session would carry no peer certificates.
@@ -386,16 +389,16 @@ void HttpProbe::configure(SteadyClock::time_point deadline) {
   curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
   curl_easy_setopt(e, CURLOPT_CERTINFO, 1L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, spec_.tls.verify ? 1L : 0L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, spec_.tls.verify ? 2L : 0L);
-  if (!spec_.tls.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, spec_.tls.ca_file.c_str());
-  if (!spec_.tls.cert_file.empty()) {
-    curl_easy_setopt(e, CURLOPT_SSLCERT, spec_.tls.cert_file.c_str());
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, spec_->tls.verify ? 1L : 0L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, spec_->tls.verify ? 2L : 0L);
+  if (!spec_->tls.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, spec_->tls.ca_file.c_str());
+  if (!spec_->tls.cert_file.empty()) {
+    curl_easy_setopt(e, CURLOPT_SSLCERT, spec_->tls.cert_file.c_str());
   }
-  if (!spec_.tls.key_file.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, spec_.tls.key_file.c_str());
+  if (!spec_->tls.key_file.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, spec_->tls.key_file.c_str());
 
-  if (spec_.ip_version == "ip4") curl_easy_setopt(e, CURLOPT_IPRESOLVE, CURL_IPRESOLVE_V4);
-  if (spec_.ip_version == "ip6") curl_easy_setopt(e, CURLOPT_IPRESOLVE, CURL_IPRESOLVE_V6);
+  if (spec_->ip_version == "ip4") curl_easy_setopt(e, CURLOPT_IPRESOLVE, CURL_IPRESOLVE_V4);
+  if (spec_->ip_version == "ip6") curl_easy_setopt(e, CURLOPT_IPRESOLVE, CURL_IPRESOLVE_V6);
 
   const auto left =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
@@ -404,21 +407,21 @@ void HttpProbe::configure(SteadyClock::time_point deadline) {
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
 
   // An unlimited max_body (a blackbox module without body_size_limit) is no limit for curl.
-  if (spec_.max_body < static_cast<std::uint64_t>(std::numeric_limits<curl_off_t>::max())) {
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(spec_.max_body));
+  if (spec_->max_body < static_cast<std::uint64_t>(std::numeric_limits<curl_off_t>::max())) {
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(spec_->max_body));
   }
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &onWrite);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, attempt_.get());
   if (options_.wire_facts) {
     attempt_->easy = e;
     attempt_->wire = true;
-    attempt_->verify = spec_.tls.verify;
+    attempt_->verify = spec_->tls.verify;
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &onHeader);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, attempt_.get());
     curl_easy_setopt(e, CURLOPT_FILETIME, 1L);
     // Go's client asks for gzip and decodes it unless the request names its own
     // Accept-Encoding; blackbox's lengths depend on it, so do the same.
-    const bool own = std::any_of(spec_.headers.begin(), spec_.headers.end(),
+    const bool own = std::any_of(spec_->headers.begin(), spec_->headers.end(),
                                  [](const auto& h) { return iequals(h.first, "Accept-Encoding"); });
     if (!own) {
       curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
@@ -430,14 +433,14 @@ void HttpProbe::configure(SteadyClock::time_point deadline) {
 void HttpProbe::start(SteadyClock::time_point deadline, Done done) {
   cancel();
   attempt_ = std::make_unique<Attempt>();
-  attempt_->max_body = spec_.max_body;
-  attempt_->keep_body = spec_.health_format != HealthFormat::none || !spec_.conditions.empty();
+  attempt_->max_body = spec_->max_body;
+  attempt_->keep_body = spec_->health_format != HealthFormat::none || !spec_->conditions.empty();
   attempt_->started = SystemClock::now();
   done_ = std::move(done);
   running_ = true;
   deadline_ = deadline;
   if (native_) {
-    native_->start(deadline, spec_.max_body, attempt_->keep_body ? &attempt_->body : nullptr,
+    native_->start(deadline, spec_->max_body, attempt_->keep_body ? &attempt_->body : nullptr,
                    [this] { finishNative(); });
     return;
   }
@@ -466,8 +469,8 @@ void HttpProbe::finish(CURLcode rc) {
   easy_ = nullptr;
   Done done = std::move(done_);
   done_ = nullptr;
-  attempt_->body = std::string();  // do not keep up to max_body per idle check
-  if (done) done(std::move(r));    // may destroy this probe: nothing after
+  attempt_.reset();  // an idle check keeps no attempt (its body, its curl error buffer)
+  if (done) done(std::move(r));  // may destroy this probe: nothing after
 }
 
 void HttpProbe::finishNative() {
@@ -501,8 +504,8 @@ void HttpProbe::finishNative() {
   running_ = false;
   Done done = std::move(done_);
   done_ = nullptr;
-  attempt_->body = std::string();  // do not keep up to max_body per idle check
-  if (done) done(std::move(r));    // may destroy this probe: nothing after
+  attempt_.reset();  // an idle check keeps no attempt (its body, its curl error buffer)
+  if (done) done(std::move(r));  // may destroy this probe: nothing after
 }
 
 void HttpProbe::addWireFacts(Result& r) {
@@ -549,9 +552,9 @@ void HttpProbe::nativeWireFacts(Result& r) {
 }
 
 void HttpProbe::regexFailed(const Result& r, WireFacts& w) const {
-  if (!statusExpected(r.http_status, spec_.expect_status)) return;
-  for (std::size_t i = 0; i < r.conditions.size() && i < spec_.conditions.size(); ++i) {
-    if (!r.conditions[i].ok && spec_.conditions[i].kind == ConditionSpec::Kind::body_matches) {
+  if (!statusExpected(r.http_status, spec_->expect_status)) return;
+  for (std::size_t i = 0; i < r.conditions.size() && i < spec_->conditions.size(); ++i) {
+    if (!r.conditions[i].ok && spec_->conditions[i].kind == ConditionSpec::Kind::body_matches) {
       w.regex_failed = true;
     }
   }
@@ -653,12 +656,12 @@ Result HttpProbe::buildResult(CURLcode rc) {
         return fail(Reason::tls, curl_text);
       case CURLE_TOO_MANY_REDIRECTS:
         return fail(Reason::http_protocol, fmt::format("too many redirects ({} followed, max {})",
-                                                       r.redirects, spec_.max_redirects));
+                                                       r.redirects, spec_->max_redirects));
       case CURLE_WRITE_ERROR:
       case CURLE_FILESIZE_EXCEEDED:
         if (a.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
           return fail(Reason::body_too_large,
-                      fmt::format("body larger than max_body ({} bytes)", spec_.max_body));
+                      fmt::format("body larger than max_body ({} bytes)", spec_->max_body));
         }
         return fail(Reason::internal, curl_text);
       case CURLE_RECV_ERROR:
@@ -717,9 +720,9 @@ void HttpProbe::judge(Result& r, std::string_view body, std::string_view content
   };
   const std::string_view media = mediaType(content_type);
 
-  const bool want_health = spec_.health_format != HealthFormat::none;
+  const bool want_health = spec_->health_format != HealthFormat::none;
   std::optional<boost::json::value> json;
-  if ((want_health || !spec_.conditions.empty()) && looksLikeJson(body, media)) {
+  if ((want_health || !spec_->conditions.empty()) && looksLikeJson(body, media)) {
     std::string ignored;
     json = parseJsonBounded(body, &ignored);
   }
@@ -727,9 +730,9 @@ void HttpProbe::judge(Result& r, std::string_view body, std::string_view content
   std::optional<HealthReport> health;
   std::string health_error;
   if (want_health) {
-    HealthParse p = parseHealthPage(spec_.health_format, content_type, body,
-                                    json ? &*json : nullptr, spec_.custom);
-    const bool automatic = spec_.health_format == HealthFormat::auto_detect;
+    HealthParse p = parseHealthPage(spec_->health_format, content_type, body,
+                                    json ? &*json : nullptr, spec_->custom);
+    const bool automatic = spec_->health_format == HealthFormat::auto_detect;
     if (p.report) {
       const bool text_ok = media.empty() || iequals(media, "text/plain");
       if (!automatic || p.report->format != HealthFormat::text || text_ok) {
@@ -745,35 +748,35 @@ void HttpProbe::judge(Result& r, std::string_view body, std::string_view content
     for (const auto& [k, v] : health->info) r.info[k] = v;
   }
 
-  if (!statusExpected(r.http_status, spec_.expect_status)) {
+  if (!statusExpected(r.http_status, spec_->expect_status)) {
     std::string d =
-        fmt::format("got {}, expected {}", r.http_status, expectedText(spec_.expect_status));
+        fmt::format("got {}, expected {}", r.http_status, expectedText(spec_->expect_status));
     if (health && health->status != Status::ok) {
       const std::string failing = joinFailing(health->components, Status::fail);
       d += fmt::format("; health page says {}", health->status_text);
       if (!failing.empty()) d += " (failing: " + failing + ")";
     }
     fail(Reason::http_status, d);
-  } else if (!spec_.valid_http_versions.empty() &&
-             std::none_of(spec_.valid_http_versions.begin(), spec_.valid_http_versions.end(),
+  } else if (!spec_->valid_http_versions.empty() &&
+             std::none_of(spec_->valid_http_versions.begin(), spec_->valid_http_versions.end(),
                           [&](const std::string& v) {
                             return protoName(r.http_version) == v ||
                                    protoName(r.http_version) == v + ".0";
                           })) {
     std::string valid;
-    for (const auto& v : spec_.valid_http_versions) valid += (valid.empty() ? "" : ", ") + v;
+    for (const auto& v : spec_->valid_http_versions) valid += (valid.empty() ? "" : ", ") + v;
     fail(Reason::http_protocol, fmt::format("{} is not one of valid_http_versions ({})",
                                             protoName(r.http_version), valid));
-  } else if (spec_.fail_if_ssl && https) {
+  } else if (spec_->fail_if_ssl && https) {
     fail(Reason::tls, "the final response came over TLS (fail_if_ssl)");
-  } else if (spec_.fail_if_not_ssl && !https) {
+  } else if (spec_->fail_if_not_ssl && !https) {
     fail(Reason::tls, "the final response did not come over TLS (fail_if_not_ssl)");
-  } else if (spec_.cert_min_days && r.cert_expiry) {
+  } else if (spec_->cert_min_days && r.cert_expiry) {
     const double now = std::chrono::duration<double>(SystemClock::now().time_since_epoch()).count();
     const double days = (*r.cert_expiry - now) / 86400.0;
-    if (days < *spec_.cert_min_days) {
+    if (days < *spec_->cert_min_days) {
       fail(Reason::cert_expiring, fmt::format("certificate expires in {:.1f} days (minimum {})",
-                                              days, *spec_.cert_min_days));
+                                              days, *spec_->cert_min_days));
     }
   }
 
@@ -786,18 +789,18 @@ void HttpProbe::judge(Result& r, std::string_view body, std::string_view content
     fail(Reason::health_fail, d);
   }
 
-  if (!spec_.conditions.empty()) {
+  if (!spec_->conditions.empty()) {
     ResponseView view;
     view.status = r.http_status;
     view.body = body;
     view.latency_seconds = r.duration;
     view.json = json ? &*json : nullptr;
-    r.conditions = evaluateAll(spec_.conditions, view);
+    r.conditions = evaluateAll(spec_->conditions, view);
     if (r.status == Status::ok) {
-      for (std::size_t i = 0; i < r.conditions.size() && i < spec_.conditions.size(); ++i) {
+      for (std::size_t i = 0; i < r.conditions.size() && i < spec_->conditions.size(); ++i) {
         const ConditionResult& c = r.conditions[i];
         if (c.ok) continue;
-        const auto kind = spec_.conditions[i].kind;
+        const auto kind = spec_->conditions[i].kind;
         const Reason reason = kind == ConditionSpec::Kind::latency_below ? Reason::latency
                               : kind == ConditionSpec::Kind::status_in   ? Reason::http_status
                                                                          : Reason::body;

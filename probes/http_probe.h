@@ -82,6 +82,10 @@ class HttpProbe : public Probe {
   HttpProbe(ProbeContext& ctx, HttpSpec spec);
   /// As above, with options for probes that compose HttpProbe.
   HttpProbe(ProbeContext& ctx, HttpSpec spec, HttpProbeOptions options);
+  /// Shares `spec` (a check's, aliasing its Config) instead of copying it: 50,000
+  /// checks do not hold their settings twice.
+  HttpProbe(ProbeContext& ctx, std::shared_ptr<const HttpSpec> spec,
+            HttpProbeOptions options = {});
   ~HttpProbe() override;
 
   HttpProbe(const HttpProbe&) = delete;
@@ -115,14 +119,14 @@ class HttpProbe : public Probe {
   void addWireFacts(Result& r);
 
   ProbeContext& ctx_;
-  HttpSpec spec_;
+  std::shared_ptr<const HttpSpec> spec_;  // never null
   HttpProbeOptions options_;
   CURL* easy_ = nullptr;
   curl_slist* headers_ = nullptr;
   curl_slist* connect_to_ = nullptr;
-  std::string url_;  // spec_.url, rewritten for an SNI override
+  std::string url_;  // spec_->url rewritten for an SNI override; empty: spec_->url
   std::vector<std::string> secrets_;  // what a target echoing the request must not show
-  std::unique_ptr<Attempt> attempt_;
+  std::unique_ptr<Attempt> attempt_;  // while an attempt runs (null when idle)
   std::unique_ptr<NativeHttpClient> native_;  // null: libcurl
   std::string native_ip_;                     // the native plan's address (wire facts)
   SteadyClock::time_point deadline_{};        // of the running attempt

@@ -51,4 +51,11 @@ std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, const CheckConfig& check) {
                               "\" is not available in this build");
 }
 
+std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, std::shared_ptr<const CheckConfig> check) {
+  if (const auto* http = std::get_if<HttpSpec>(&check->spec)) {
+    return std::make_unique<HttpProbe>(ctx, std::shared_ptr<const HttpSpec>(check, http));
+  }
+  return makeProbe(ctx, *check);
+}
+
 }  // namespace vigie

@@ -30,6 +30,9 @@ struct ProbeContext {
 /// Makes the probe for a check. Throws std::invalid_argument when the kind has no
 /// probe in this build (reported at config load, never at run time).
 std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, const CheckConfig& check);
+/// As above; an HTTP probe shares the check's settings (kept alive by `check`) instead
+/// of copying them.
+std::unique_ptr<Probe> makeProbe(ProbeContext& ctx, std::shared_ptr<const CheckConfig> check);
 
 /// True when makeProbe() can build this kind.
 bool probeKindAvailable(const ProbeSpec& spec);

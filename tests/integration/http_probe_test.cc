@@ -607,6 +607,30 @@ TEST(CurlDriver, AddingARunningHandleFailsOnlyTheNewRequest) {
 
 // ---- registry ----
 
+// The engine's HTTP probes share their check's settings (50,000 checks must not hold
+// them twice): the probe keeps the check alive, and probes it as a copy would.
+TEST(Registry, HttpProbeSharesTheChecksSettings) {
+  boost::asio::io_context io;
+  CurlDriver curl(io);
+  ProbeContext ctx{io, curl, ""};
+  auto check = std::make_shared<CheckConfig>();
+  check->spec = spec(g->nginx->url("/text_ok.txt"));
+  std::weak_ptr<const CheckConfig> watch = check;
+  auto probe = makeProbe(ctx, std::shared_ptr<const CheckConfig>(check));
+  ASSERT_NE(probe, nullptr);
+  EXPECT_EQ(check.use_count(), 2);  // ours and the probe's: no copy of the spec
+  check.reset();
+  EXPECT_FALSE(watch.expired());
+  std::optional<Result> got;
+  probe->start(SteadyClock::now() + 5s, [&](Result r) { got = std::move(r); });
+  const auto until = SteadyClock::now() + 10s;
+  while (!got && SteadyClock::now() < until) io.run_for(10ms);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->status, Status::ok) << got->detail;
+  probe.reset();
+  EXPECT_TRUE(watch.expired());
+}
+
 TEST(Registry, HttpIsAvailableOthersAreNot) {
   boost::asio::io_context io;
   CurlDriver curl(io);
