@@ -49,6 +49,9 @@ namespace {
 // lets a probe that stops at the deadline by itself report its own, more
 // precise timeout detail (which phase it was in).
 constexpr auto kDeadlineGrace = std::chrono::milliseconds(30);
+// Checks due within one step start together (Scheduler::setBatch): at 1,500 probes/s
+// the loop wakes 100 times a second to start them instead of 1,000 times.
+constexpr auto kStartBatch = std::chrono::milliseconds(10);
 
 // Threads for blocking probes (disk); a hung mount can hold at most this many.
 constexpr std::size_t kBlockingThreads = 8;
@@ -87,6 +90,7 @@ Engine::Engine(boost::asio::io_context& io, std::shared_ptr<prometheus::Registry
       events_(std::make_shared<EventLog>()),
       aggregator_(std::make_unique<Aggregator>(*events_, nullptr)),
       tick_timer_(io) {
+  scheduler_.setBatch(kStartBatch);
   self_stats_.started = SystemClock::now();
   auto& lag = prometheus::BuildHistogram()
                   .Name("vigie_scheduler_lag_seconds")

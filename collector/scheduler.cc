@@ -23,7 +23,8 @@ void Scheduler::add(Id id, std::string_view key, Interval interval, TimePoint no
   e.alive = true;
   ++e.generation;
   // Next slot epoch + offset + k*interval at or after now.
-  const auto offset = offsetFor(key, interval);
+  auto offset = offsetFor(key, interval);
+  if (batch_.count() > 0 && interval >= 16 * batch_) offset -= offset % batch_;
   auto first = epoch_ + offset;
   if (first < now) {
     const auto behind = now - first;
@@ -117,7 +118,12 @@ std::optional<Scheduler::TimePoint> Scheduler::nextWake() const {
   if (waiting() > 0 && in_flight_ < max_in_flight_) return SteadyClock::time_point::min();
   // Stale heap items may make this early; a spurious wake costs one poll.
   if (heap_.empty()) return std::nullopt;
-  return heap_.top().at;
+  const auto at = heap_.top().at;
+  if (batch_.count() <= 0 || at <= epoch_) return at;
+  // Up to the next grid step: everything due until then starts in the same wake-up.
+  const SteadyClock::duration grid = batch_;
+  const auto steps = (at - epoch_ + grid - SteadyClock::duration(1)) / grid;
+  return epoch_ + steps * grid;
 }
 
 }  // namespace vigie

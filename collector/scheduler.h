@@ -40,6 +40,14 @@ class Scheduler {
   /// Forgets a check. If it is running, its slot is freed only by finished().
   void remove(Id id);
   void setMaxInFlight(std::size_t n) { max_in_flight_ = n == 0 ? 1 : n; }
+  /// Starts checks in batches: nextWake() is rounded up to a multiple of `grid` after
+  /// the epoch, so the loop wakes at most once per grid step to start everything due
+  /// by then, and the answers of a batch come back in few wake-ups too (each wake-up
+  /// of a sleeping loop costs more CPU than a probe's own work in it). Phases of checks
+  /// whose interval spans at least 16 grid steps sit on the grid (lag 0); others wait
+  /// at most one step. Zero (the default) starts each check at its own millisecond.
+  /// Set before add().
+  void setBatch(Interval grid) { batch_ = grid.count() < 0 ? Interval(0) : grid; }
 
   struct Start {
     Id id;
@@ -89,6 +97,7 @@ class Scheduler {
 
   std::size_t max_in_flight_;
   TimePoint epoch_;
+  Interval batch_{0};
   std::vector<Entry> entries_;
   std::priority_queue<Due, std::vector<Due>, std::greater<>> heap_;
   std::deque<std::pair<Id, TimePoint>> waiting_;       // FIFO of (id, scheduled)

@@ -40,6 +40,7 @@
 #include "probes/disk_probe.h"
 #include "probes/registry.h"
 #include "tests/support/hang_fs.h"
+#include "tests/support/sanitizers.h"
 
 namespace vigie {
 namespace {
@@ -557,14 +558,15 @@ services:
     EXPECT_EQ(local[i].result.status, Status::ok) << local[i].result.detail;
     if (i > 0) max_gap = std::max(max_gap, local[i].at - local[i - 1].at);
   }
-  EXPECT_LT(max_gap, 400ms);
+  // A loop stall under TSan on a loaded machine is TSan's, not a blocked loop's.
+  EXPECT_LT(max_gap, 400ms * test::kTimingSlack);
   for (std::size_t i = 0; i < nfs.size(); ++i) {
     EXPECT_EQ(nfs[i].result.reason, Reason::timeout) << nfs[i].result.detail;
     EXPECT_EQ(nfs[i].state, CheckState::down);
     // The probe's own timeout (at the deadline), not the engine's fallback.
     EXPECT_EQ(nfs[i].result.detail.find("no result within"), std::string::npos)
         << nfs[i].result.detail;
-    EXPECT_NEAR(nfs[i].result.duration, 0.4, 0.1) << nfs[i].result.detail;
+    EXPECT_NEAR(nfs[i].result.duration, 0.4, 0.1 * test::kTimingSlack) << nfs[i].result.detail;
   }
   ASSERT_FALSE(nfs.empty());
   EXPECT_NE(nfs.front().result.detail.find("did not return within 400ms"), std::string::npos)

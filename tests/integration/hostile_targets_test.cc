@@ -39,6 +39,7 @@
 #include "tests/support/nginx.h"
 #include "tests/support/ports.h"
 #include "tests/support/process.h"
+#include "tests/support/sanitizers.h"
 #include "tests/support/paths.h"
 
 namespace vigie {
@@ -82,19 +83,6 @@ bool validUtf8WithoutControls(std::string_view s, bool allow_newlines) {
   }
   return isValidUtf8(s);
 }
-
-// This build (and so the vigie binary it runs) under AddressSanitizer.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAddressSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAddressSanitizer = true;
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
 
 // kB of a /proc/<pid>/status field (VmRSS, VmHWM).
 long procStatusKb(pid_t pid, const std::string& field) {
@@ -269,7 +257,7 @@ TEST(HostileTargets, EachFailsItsOwnCheckWithAPreciseReasonWhileHealthyKeepsSche
               hwm_kb, gib.accepted(), per_attempt_mib);
   EXPECT_GE(gib.accepted(), 3u);
   EXPECT_LT(per_attempt_mib, 32.0);
-  if (!kAddressSanitizer) {
+  if (!test::kAddressSanitizer) {
     // Under ASan freed memory waits in a quarantine (up to 256 MiB) before reuse: the
     // resident set measures the sanitizer there, not vigie.
     EXPECT_LT(hwm_kb, 128 * 1024) << "peak RSS " << hwm_kb << " KiB";

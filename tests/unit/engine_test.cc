@@ -179,8 +179,9 @@ TEST(Engine, AFailingFactoryLeavesTheRunningConfig) {
 
 TEST(Engine, LagIsMeasured) {
   Fixture f;
-  f.engine->apply(makeConfig(50, 100ms, 50ms, 100));
-  f.runFor(500ms);
+  // 200 ms spans 16 steps of the 10 ms start batch: phases sit on its grid.
+  f.engine->apply(makeConfig(50, 200ms, 50ms, 100));
+  f.runFor(1000ms);
   bool found = false;
   for (const auto& fam : f.registry->Collect()) {
     if (fam.name != "vigie_scheduler_lag_seconds") continue;

@@ -163,6 +163,81 @@ TEST(Scheduler, RemovedChecksStopRunning) {
   EXPECT_FALSE(out.empty());
 }
 
+TEST(Scheduler, BatchedStartsWakeOncePerGridStep) {
+  // 1,500 checks a second: without batches the loop wakes at nearly every millisecond.
+  for (const int batch_ms : {0, 10}) {
+    Scheduler s(100000, kEpoch);
+    s.setBatch(milliseconds(batch_ms));
+    for (Scheduler::Id i = 0; i < 1000; ++i) {
+      s.add(i, fmt::format("service-{}/health", i), milliseconds(667), kEpoch);
+    }
+    // Drive it as the engine does: sleep until nextWake(), start what is due.
+    auto now = kEpoch;
+    std::size_t wakes = 0;
+    std::size_t started = 0;
+    SteadyClock::duration max_lag{};
+    std::vector<Scheduler::Start> out;
+    while (now < kEpoch + seconds(10)) {
+      const auto next = s.nextWake();
+      ASSERT_TRUE(next);
+      ASSERT_GE(*next, now);
+      now = *next;
+      if (batch_ms > 0) {
+        EXPECT_EQ((now - kEpoch) % milliseconds(batch_ms), SteadyClock::duration(0));
+      }
+      out.clear();
+      s.poll(now, out);
+      ++wakes;
+      started += out.size();
+      for (const auto& st : out) {
+        max_lag = std::max(max_lag, now - st.scheduled);
+        s.finished(st.id);
+      }
+    }
+    // Each check once per interval either way; with batches 100 wakes a second, each
+    // start at most one step late (the 667 ms interval is not on the 10 ms grid).
+    EXPECT_NEAR(static_cast<double>(started), 10000.0 * 1000 / 667, 1000.0) << batch_ms;
+    if (batch_ms == 0) {
+      EXPECT_GT(wakes, 5000u);
+      EXPECT_EQ(max_lag, SteadyClock::duration(0));
+    } else {
+      EXPECT_LE(wakes, 1001u);
+      EXPECT_LT(max_lag, milliseconds(batch_ms));
+    }
+  }
+}
+
+TEST(Scheduler, BatchedPhasesOfLongIntervalsSitOnTheGrid) {
+  Scheduler s(100000, kEpoch);
+  s.setBatch(milliseconds(10));
+  for (Scheduler::Id i = 0; i < 3000; ++i) {
+    s.add(i, fmt::format("service-{}/health", i), milliseconds(30000), kEpoch);
+  }
+  // Still spread over the interval, and each start exactly at its slot: no lag.
+  std::vector<Scheduler::Start> out;
+  std::vector<std::size_t> per_second(30);
+  auto now = kEpoch;
+  while (true) {
+    const auto next = s.nextWake();
+    ASSERT_TRUE(next);
+    if (*next >= kEpoch + seconds(30)) break;
+    now = *next;
+    out.clear();
+    s.poll(now, out);
+    for (const auto& st : out) {
+      EXPECT_EQ(st.scheduled, now);
+      ++per_second[static_cast<std::size_t>((now - kEpoch) / seconds(1))];
+      s.finished(st.id);
+    }
+  }
+  std::size_t total = 0;
+  for (auto n : per_second) total += n;
+  EXPECT_EQ(total, 3000u);
+  const auto [lo, hi] = std::minmax_element(per_second.begin(), per_second.end());
+  EXPECT_GT(*lo, 60u) << "busiest second " << *hi;
+  EXPECT_LT(*hi, 140u) << "quietest second " << *lo;
+}
+
 TEST(Scheduler, FallingBehindDropsMissedTurns) {
   Scheduler s(10, kEpoch);
   s.add(0, "a/b", milliseconds(100), kEpoch);
