@@ -347,6 +347,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void send(HttpResponse r, unsigned version, bool head, bool keep_alive) {
+    if (r.source) return sendSource(std::move(r), version, head, keep_alive);
     res_ = {};
     res_.version(version);
     res_.result(r.status);
@@ -374,11 +375,121 @@ class Connection : public std::enable_shared_from_this<Connection> {
     read();
   }
 
+  // A body from an HttpBodySource: the header, then each piece as a chunk as it comes
+  // (the next one asked for while this one is written), then the last chunk.
+  void sendSource(HttpResponse r, unsigned version, bool head, bool keep_alive) {
+    auto& h = stream_res_.emplace();
+    h.version(version);
+    h.result(r.status);
+    h.set(http::field::server, state_->options.server_header);
+    h.set(http::field::content_type, r.content_type);
+    for (auto& [name, value] : r.headers) h.set(name, value);
+    chunked_ = version >= 11;
+    if (chunked_) {
+      h.chunked(true);
+    } else {
+      keep_alive = false;  // HTTP/1.0: the body ends with the connection
+    }
+    h.keep_alive(keep_alive);
+    stream_keep_alive_ = keep_alive;
+    source_ = head ? nullptr : std::move(r.source);
+    source_end_ = false;
+    pulling_ = false;
+    next_piece_.reset();
+    stream_serializer_.emplace(h);
+    writing_ = true;
+    stream_.expires_after(state_->options.write_timeout);
+    http::async_write_header(stream_, *stream_serializer_,
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                               self->onPieceWritten(ec);
+                             });
+    if (source_) pull();  // the first piece is made while the header is written
+  }
+
+  void pull() {
+    pulling_ = true;
+    source_->pull([self = shared_from_this()](std::string piece, bool failed) {
+      self->onPiece(std::move(piece), failed);
+    });
+  }
+
+  void onPiece(std::string piece, bool failed) {
+    pulling_ = false;
+    if (closed_) return;
+    if (failed) return close();
+    if (piece.empty()) {
+      source_end_ = true;
+    } else {
+      next_piece_ = std::move(piece);
+    }
+    if (!writing_) writeNextPiece();
+  }
+
+  void onPieceWritten(beast::error_code ec) {
+    writing_ = false;
+    std::string().swap(piece_);
+    if (closed_) return;
+    if (ec) return close();
+    writeNextPiece();
+  }
+
+  void writeNextPiece() {
+    if (next_piece_) {
+      piece_ = std::move(*next_piece_);
+      next_piece_.reset();
+      if (!source_end_) pull();  // made while this one is written
+      writing_ = true;
+      stream_.expires_after(state_->options.write_timeout);
+      auto done = [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        self->onPieceWritten(ec);
+      };
+      if (chunked_) {
+        asio::async_write(stream_, http::make_chunk(asio::buffer(piece_)), std::move(done));
+      } else {
+        asio::async_write(stream_, asio::buffer(piece_), std::move(done));
+      }
+      return;
+    }
+    if (source_ && !source_end_) return;  // the next piece is on its way
+    // The end (or a HEAD answer: the header only).
+    auto finished = [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->onSourceDone(ec);
+    };
+    if (source_ && chunked_) {
+      writing_ = true;
+      stream_.expires_after(state_->options.write_timeout);
+      asio::async_write(stream_, http::make_chunk_last(), std::move(finished));
+      return;
+    }
+    onSourceDone({});
+  }
+
+  void onSourceDone(beast::error_code ec) {
+    writing_ = false;
+    source_.reset();
+    stream_serializer_.reset();
+    stream_res_.reset();
+    if (closed_) return;
+    if (ec || !stream_keep_alive_ || state_->stopped) return close();
+    read();
+  }
+
   std::shared_ptr<HttpServer::State> state_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<SharedPrefixBody> res_;
+  // An answer from an HttpBodySource (see sendSource).
+  std::optional<http::response<http::empty_body>> stream_res_;
+  std::optional<http::response_serializer<http::empty_body>> stream_serializer_;
+  std::shared_ptr<HttpBodySource> source_;
+  std::string piece_;                     // being written
+  std::optional<std::string> next_piece_;  // given, waiting for the write of piece_
+  bool chunked_ = true;
+  bool stream_keep_alive_ = false;
+  bool writing_ = false;
+  bool pulling_ = false;
+  bool source_end_ = false;
   std::string remote_;
   bool closed_ = false;
   bool waiting_ = false;

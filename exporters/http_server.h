@@ -41,6 +41,22 @@ struct HttpRequest {
   const void* raw = nullptr;  // the beast::http::request<string_body>, for the server's use
 };
 
+/// A body made piece by piece while it is written, for answers too big to hold whole
+/// (/metrics at 50,000 checks: 200+ MiB). The server sends it with chunked
+/// transfer-encoding (to an HTTP/1.0 client: until the connection closes), asks for the
+/// next piece when it starts writing one, and never holds more than that piece and the
+/// next: whatever the size and however slow the reader, a few pieces in memory.
+class HttpBodySource {
+ public:
+  /// `piece`: the next bytes, or "" at the end. `failed`: the body cannot be finished;
+  /// the connection is closed without the last chunk (the client sees a cut answer).
+  using Give = std::function<void(std::string piece, bool failed)>;
+  virtual ~HttpBodySource() = default;
+  /// Called on the loop thread, never again before `give` was called: `give` must be
+  /// called exactly once, later, on the loop thread (not from inside pull()).
+  virtual void pull(Give give) = 0;
+};
+
 /// What a handler fills. Defaults: 200, text/plain.
 struct HttpResponse {
   unsigned status = 200;
@@ -49,6 +65,8 @@ struct HttpResponse {
   /// Sent before `body` without being copied: a large answer many requests share
   /// (the /metrics text of a snapshot), held only until it is written.
   std::shared_ptr<const std::string> shared_body;
+  /// When set, the body comes from it (`body` and `shared_body` are ignored).
+  std::shared_ptr<HttpBodySource> source;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 
   /// Sets status, `application/json` and a body {"error": message, ...extra}.

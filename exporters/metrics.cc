@@ -3,6 +3,7 @@
 #include <prometheus/client_metric.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -194,6 +195,8 @@ class FamilySink {
     }
   }
   void reserve(Fam i, std::size_t n) { f_[i].metric.reserve(n); }
+  static constexpr bool wants(Fam) { return true; }
+  static constexpr bool wantsResult() { return true; }
   void begin(std::initializer_list<Extra> base) {
     base_.clear();
     for (const Extra& e : base) base_.push_back({std::string(e.name), std::string(e.value)});
@@ -269,44 +272,62 @@ void appendValue(std::string& out, double v) {
   out.append(buf, r.ptr);
 }
 
+// A label block (`a="x",b="y"`) from `base`.
+void labelBlock(std::string& out, std::initializer_list<Extra> base) {
+  out.clear();
+  for (const Extra& e : base) {
+    if (!out.empty()) out.push_back(',');
+    out.append(e.name);
+    out.append("=\"");
+    appendEscaped(out, e.value);
+    out.push_back('"');
+  }
+}
+
+// One sample line of family `i`: the base label block, then the extra labels.
+void appendLine(std::string& out, Fam i, std::string_view base, const Extra* first,
+                const Extra* last, double value) {
+  out.append(kFamilies[i].name);
+  if (!base.empty() || first != last) {
+    out.push_back('{');
+    out.append(base);
+    for (bool comma = !base.empty(); first != last; ++first, comma = true) {
+      if (comma) out.push_back(',');
+      out.append(first->name);
+      out.append("=\"");
+      appendEscaped(out, first->value);
+      out.push_back('"');
+    }
+    out.push_back('}');
+  }
+  out.push_back(' ');
+  appendValue(out, value);
+  out.push_back('\n');
+}
+
+// A family's HELP and TYPE lines.
+void appendHeader(std::string& out, Fam i) {
+  out.append("# HELP ").append(kFamilies[i].name).push_back(' ');
+  out.append(kFamilies[i].help).push_back('\n');  // constant text, nothing to escape
+  out.append("# TYPE ").append(kFamilies[i].name).push_back(' ');
+  out.append(kFamilies[i].type == MetricType::Counter ? "counter" : "gauge").push_back('\n');
+}
+
 // Writes the text format directly, one buffer per family (the /metrics path):
 // no per-series objects, the check's label block escaped once.
 class TextSink {
  public:
   void reserve(Fam i, std::size_t n) { buf_[i].reserve(n * 128); }
-  void begin(std::initializer_list<Extra> base) {
-    base_.clear();
-    for (const Extra& e : base) {
-      if (!base_.empty()) base_.push_back(',');
-      base_.append(e.name);
-      base_.append("=\"");
-      appendEscaped(base_, e.value);
-      base_.push_back('"');
-    }
-  }
+  static constexpr bool wants(Fam) { return true; }
+  static constexpr bool wantsResult() { return true; }
+  void begin(std::initializer_list<Extra> base) { labelBlock(base_, base); }
   void noBase() { base_.clear(); }
   void add(Fam i, double value) { add(i, {}, value); }
   void add(Fam i, std::initializer_list<Extra> extra, double value) {
     addSpan(i, extra.begin(), extra.end(), value);
   }
   void addSpan(Fam i, const Extra* first, const Extra* last, double value) {
-    std::string& out = buf_[i];
-    out.append(kFamilies[i].name);
-    if (!base_.empty() || first != last) {
-      out.push_back('{');
-      out.append(base_);
-      for (bool comma = !base_.empty(); first != last; ++first, comma = true) {
-        if (comma) out.push_back(',');
-        out.append(first->name);
-        out.append("=\"");
-        appendEscaped(out, first->value);
-        out.push_back('"');
-      }
-      out.push_back('}');
-    }
-    out.push_back(' ');
-    appendValue(out, value);
-    out.push_back('\n');
+    appendLine(buf_[i], i, base_, first, last, value);
   }
   // Appends every non-empty family, with its HELP and TYPE lines, to `out`.
   void finish(std::string& out, std::unordered_set<std::string>& seen) {
@@ -318,10 +339,7 @@ class TextSink {
     for (std::size_t i = 0; i < kFamilyCount; ++i) {
       if (buf_[i].empty()) continue;
       seen.insert(kFamilies[i].name);
-      out.append("# HELP ").append(kFamilies[i].name).push_back(' ');
-      out.append(kFamilies[i].help).push_back('\n');  // constant text, nothing to escape
-      out.append("# TYPE ").append(kFamilies[i].name).push_back(' ');
-      out.append(kFamilies[i].type == MetricType::Counter ? "counter" : "gauge").push_back('\n');
+      appendHeader(out, static_cast<Fam>(i));
       out.append(buf_[i]);
       std::string().swap(buf_[i]);
     }
@@ -365,10 +383,10 @@ void addUptime(Sink& sink, Fam fam, const UptimeRatios& uptime) {
   }
 }
 
+// The check's own labels (service, check, group, probe, location[, shard]).
 template <class Sink>
-void addCheck(Sink& sink, const CheckStatus& c, std::string_view location, std::string_view shard,
-              std::vector<std::string>& scratch, std::vector<Extra>& extras) {
-  if (!c.check) return;
+void beginCheck(Sink& sink, const CheckStatus& c, std::string_view location,
+                std::string_view shard) {
   const CheckConfig& cfg = *c.check;
   const std::string service = label(c.service ? std::string_view(c.service->name) : "");
   const std::string check = label(cfg.name);
@@ -388,12 +406,19 @@ void addCheck(Sink& sink, const CheckStatus& c, std::string_view location, std::
                 {"location", location},
                 {"shard", shard}});
   }
+}
 
-  if (c.last) {
+// The check's samples, after beginCheck(). `wants` spares a sink that keeps one
+// family the labels of the others.
+// `http`: the check is of an HTTP kind (isHttpKind of its spec).
+template <class Sink>
+void addCheckSamples(Sink& sink, const CheckStatus& c, bool http,
+                     std::vector<std::string>& scratch, std::vector<Extra>& extras) {
+  if (c.last && sink.wantsResult()) {
     const Result& r = *c.last;
     sink.add(kProbeSuccess, r.status == Status::fail ? 0 : 1);
     sink.add(kProbeDuration, r.duration);
-    if (isHttpKind(cfg.spec)) {
+    if (http) {
       sink.add(kHttpStatus, r.http_status);
       const std::array<double, 5> phases{r.phases.resolve, r.phases.connect, r.phases.tls,
                                          r.phases.processing, r.phases.transfer};
@@ -408,13 +433,14 @@ void addCheck(Sink& sink, const CheckStatus& c, std::string_view location, std::
     if (r.status == Status::fail) sink.add(kCheckFailure, {{"reason", reasonName(r.reason)}}, 1);
     sink.add(kLastResultTs, unixSeconds(r.started));
     for (const Component& comp : r.components) {
+      if (!sink.wants(kComponentStatus)) break;
       const std::string name = label(comp.name);
       for (Status s : kStatuses) {
         sink.add(kComponentStatus, {{"component", name}, {"status", statusName(s)}},
                  comp.status == s ? 1 : 0);
       }
     }
-    if (!r.version.empty() || !r.info.empty()) {
+    if ((!r.version.empty() || !r.info.empty()) && sink.wants(kTargetInfo)) {
       scratch.clear();
       extras.clear();
       scratch.reserve(kMaxInfoLabels + 1);  // no reallocation: extras point into it
@@ -429,9 +455,15 @@ void addCheck(Sink& sink, const CheckStatus& c, std::string_view location, std::
       sink.addSpan(kTargetInfo, extras.data(), extras.data() + extras.size(), 1);
     }
     for (const ConditionResult& cond : r.conditions) {
+      if (!sink.wants(kConditionSuccess)) break;
       sink.add(kConditionSuccess, {{"condition", label(cond.name)}}, cond.ok ? 1 : 0);
     }
     for (const TargetResult& t : r.targets) {
+      if (!sink.wants(kTargetSuccess) && !sink.wants(kTargetDuration) &&
+          !sink.wants(kTargetHttpStatus) && !sink.wants(kTargetFailure) &&
+          !sink.wants(kTargetCertExpiry)) {
+        break;
+      }
       const std::string address = label(t.address);
       sink.add(kTargetSuccess, {{"address", address}}, t.status == Status::fail ? 0 : 1);
       sink.add(kTargetDuration, {{"address", address}}, t.duration);
@@ -461,11 +493,22 @@ void addCheck(Sink& sink, const CheckStatus& c, std::string_view location, std::
 }
 
 template <class Sink>
-void addService(Sink& sink, const ServiceStatus& s) {
-  if (!s.service) return;
+void addCheck(Sink& sink, const CheckStatus& c, std::string_view location, std::string_view shard,
+              std::vector<std::string>& scratch, std::vector<Extra>& extras) {
+  if (!c.check) return;
+  beginCheck(sink, c, location, shard);
+  addCheckSamples(sink, c, isHttpKind(c.check->spec), scratch, extras);
+}
+
+template <class Sink>
+void beginService(Sink& sink, const ServiceStatus& s) {
   const std::string service = label(s.service->name);
   const std::string group = label(s.service->group);
   sink.begin({{"service", service}, {"group", group}});
+}
+
+template <class Sink>
+void addServiceSamples(Sink& sink, const ServiceStatus& s) {
   for (ServiceState st : kServiceStates) {
     sink.add(kServiceState, {{"state", serviceStateName(st)}}, s.state == st ? 1 : 0);
   }
@@ -475,6 +518,13 @@ void addService(Sink& sink, const ServiceStatus& s) {
   if (s.last_change != SystemClock::time_point{}) {
     sink.add(kServiceLastChangeTs, unixSeconds(s.last_change));
   }
+}
+
+template <class Sink>
+void addService(Sink& sink, const ServiceStatus& s) {
+  if (!s.service) return;
+  beginService(sink, s);
+  addServiceSamples(sink, s);
 }
 
 template <class Sink>
@@ -494,6 +544,9 @@ void addBuildInfo(Sink& sink, std::string_view version) {
   const std::string v = label(version.empty() ? "unknown" : version);
   sink.add(kBuildInfo, {{"version", v}}, 1);
 }
+
+template <class Sink>
+void addSelf(Sink& sink, const Snapshot& snap, std::string_view version);
 
 template <class Sink>
 void addSnapshot(Sink& sink, const Snapshot& snap, std::string_view version) {
@@ -520,6 +573,15 @@ void addSnapshot(Sink& sink, const Snapshot& snap, std::string_view version) {
   sink.reserve(kClusterState, snap.clusters.size() * kServiceStates.size());
   for (const ClusterStatus& c : snap.clusters) addCluster(sink, c);
 
+  addSelf(sink, snap, version);
+}
+
+// vigie's own figures of the snapshot, then build (and shard) info.
+template <class Sink>
+void addSelf(Sink& sink, const Snapshot& snap, std::string_view version) {
+  const std::size_t n = snap.checks.size();
+  const bool sharded = snap.config && snap.config->shard.count > 1;
+  const std::string shard = sharded ? std::to_string(snap.config->shard.index) : std::string();
   const SelfStats& s = snap.self;
   sink.noBase();
   sink.add(kProbesInFlight, static_cast<double>(s.probes_in_flight));
@@ -774,5 +836,206 @@ MetricsText SnapshotMetricsCache::render(const std::shared_ptr<const Snapshot>& 
   }
   return finish(e, std::move(others));
 }
+
+namespace {
+
+// Where a family's samples come from (families are grouped so in the enum).
+enum class Source { checks, services, clusters, self };
+constexpr Source sourceOf(Fam f) {
+  if (f <= kTargetCertExpiry) return Source::checks;
+  if (f <= kServiceLastChangeTs) return Source::services;
+  if (f <= kClusterReady) return Source::clusters;
+  return Source::self;
+}
+
+// Keeps one family's samples, written straight to `out` with the family's HELP and
+// TYPE lines before its first one (MetricsStream's sink).
+class OneFamilySink {
+ public:
+  OneFamilySink(std::string& out, Fam fam, bool& started) : out_(out), fam_(fam), started_(started) {}
+  static constexpr void reserve(Fam, std::size_t) {}
+  bool wants(Fam i) const { return i == fam_; }
+  // Families written from the check's last result (the others read only its status).
+  bool wantsResult() const {
+    return fam_ <= kCheckFailure || fam_ == kLastResultTs ||
+           (fam_ >= kComponentStatus && fam_ <= kTargetCertExpiry);
+  }
+  void begin(std::initializer_list<Extra> base) {
+    labelBlock(own_, base);
+    base_ = own_;
+  }
+  void setBase(std::string_view base) { base_ = base; }
+  std::string_view base() const { return base_; }
+  void noBase() { base_ = {}; }
+  void add(Fam i, double value) { add(i, {}, value); }
+  void add(Fam i, std::initializer_list<Extra> extra, double value) {
+    addSpan(i, extra.begin(), extra.end(), value);
+  }
+  void addSpan(Fam i, const Extra* first, const Extra* last, double value) {
+    if (i != fam_) return;
+    if (!started_) {
+      appendHeader(out_, i);
+      started_ = true;
+    }
+    appendLine(out_, i, base_, first, last, value);
+  }
+
+ private:
+  std::string& out_;
+  Fam fam_;
+  bool& started_;
+  std::string own_;
+  std::string_view base_;
+};
+
+// Notes which families have a sample, writing nothing.
+class PresenceSink {
+ public:
+  explicit PresenceSink(std::array<bool, kFamilyCount>& present) : present_(present) {}
+  static constexpr void reserve(Fam, std::size_t) {}
+  bool wants(Fam i) const { return !present_[i]; }
+  static constexpr bool wantsResult() { return true; }
+  static constexpr void begin(std::initializer_list<Extra>) {}
+  static constexpr void noBase() {}
+  void add(Fam i, double) { present_[i] = true; }
+  void add(Fam i, std::initializer_list<Extra>, double) { present_[i] = true; }
+  void addSpan(Fam i, const Extra*, const Extra*, double) { present_[i] = true; }
+
+ private:
+  std::array<bool, kFamilyCount>& present_;
+};
+
+}  // namespace
+
+struct MetricsStream::Impl {
+  std::shared_ptr<const Snapshot> snapshot;
+  std::string version;
+  std::vector<MetricFamily> others;
+  std::vector<std::string> check_bases;    // each check's label block, made once
+  std::vector<bool> check_http;            // each check is of an HTTP kind
+  std::array<bool, kFamilyCount> present{};  // families with a sample (checks, services)
+  std::vector<std::string> service_bases;  // each service's
+  bool prepared = false;
+  bool done = false;
+  std::size_t fam = 0;  // the family being written
+  std::size_t index = 0;  // the next check, service or cluster of it
+  bool started = false;  // its HELP and TYPE lines are written
+  std::unordered_set<std::string> seen;
+  std::vector<std::string> scratch;
+  std::vector<Extra> extras;
+
+  void prepare() {
+    prepared = true;
+    if (!snapshot) return;
+    const Snapshot& snap = *snapshot;
+    const std::string location = label(snap.config ? std::string_view(snap.config->location) : "");
+    const bool sharded = snap.config && snap.config->shard.count > 1;
+    const std::string shard = sharded ? std::to_string(snap.config->shard.index) : std::string();
+    bool unused = false;
+    std::string sink_out;
+    OneFamilySink sink(sink_out, kBuildInfo, unused);  // only its label blocks are used
+    PresenceSink presence(present);
+    check_bases.resize(snap.checks.size());
+    check_http.resize(snap.checks.size());
+    for (std::size_t i = 0; i < snap.checks.size(); ++i) {
+      const auto& c = snap.checks[i];
+      if (!c || !c->check) continue;
+      beginCheck(sink, *c, location, shard);
+      check_bases[i] = sink.base();
+      check_http[i] = isHttpKind(c->check->spec);
+      addCheckSamples(presence, *c, check_http[i], scratch, extras);
+    }
+    service_bases.resize(snap.services.size());
+    for (std::size_t i = 0; i < snap.services.size(); ++i) {
+      if (!snap.services[i].service) continue;
+      beginService(sink, snap.services[i]);
+      service_bases[i] = sink.base();
+      addServiceSamples(presence, snap.services[i]);
+    }
+  }
+
+  // Appends to `out` until it holds `piece` bytes or everything is written.
+  void fill(std::string& out, std::size_t piece) {
+    if (!prepared) prepare();
+    while (fam < kFamilyCount) {
+      const Fam f = static_cast<Fam>(fam);
+      OneFamilySink sink(out, f, started);
+      if (snapshot) {
+        const Snapshot& snap = *snapshot;
+        switch (sourceOf(f)) {
+          case Source::checks:
+            // A pass over every check per family: skip those nobody has.
+            for (; present[f] && index < snap.checks.size(); ++index) {
+              const auto& c = snap.checks[index];
+              if (!c || !c->check) continue;
+              sink.setBase(check_bases[index]);
+              addCheckSamples(sink, *c, check_http[index], scratch, extras);
+              if (out.size() >= piece) {
+                ++index;
+                return;
+              }
+            }
+            break;
+          case Source::services:
+            for (; present[f] && index < snap.services.size(); ++index) {
+              const ServiceStatus& s = snap.services[index];
+              if (!s.service) continue;
+              sink.setBase(service_bases[index]);
+              addServiceSamples(sink, s);
+              if (out.size() >= piece) {
+                ++index;
+                return;
+              }
+            }
+            break;
+          case Source::clusters:
+            for (const ClusterStatus& c : snap.clusters) addCluster(sink, c);
+            break;
+          case Source::self:
+            addSelf(sink, snap, version);
+            break;
+        }
+      } else if (f == kBuildInfo) {
+        addBuildInfo(sink, version);
+      }
+      if (started) seen.insert(kFamilies[f].name);
+      ++fam;
+      index = 0;
+      started = false;
+      if (out.size() >= piece) return;
+    }
+    if (!done) {
+      done = true;
+      serializeFamilies(std::move(others), seen, out);
+      others.clear();
+      // What the text needed goes back now, not when the stream is destroyed.
+      std::vector<std::string>().swap(check_bases);
+      std::vector<std::string>().swap(service_bases);
+      std::vector<bool>().swap(check_http);
+    }
+  }
+};
+
+MetricsStream::MetricsStream(std::shared_ptr<const Snapshot> snapshot, std::string version,
+                             std::vector<MetricFamily> others)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->snapshot = std::move(snapshot);
+  impl_->version = std::move(version);
+  impl_->others = std::move(others);
+}
+
+MetricsStream::~MetricsStream() = default;
+MetricsStream::MetricsStream(MetricsStream&&) noexcept = default;
+MetricsStream& MetricsStream::operator=(MetricsStream&&) noexcept = default;
+
+std::string MetricsStream::next(std::size_t piece_bytes) {
+  std::string out;
+  if (impl_->done) return out;
+  out.reserve(piece_bytes + (64 << 10));
+  impl_->fill(out, std::max<std::size_t>(piece_bytes, 1));
+  return out;
+}
+
+bool MetricsStream::finished() const { return impl_->done; }
 
 }  // namespace vigie

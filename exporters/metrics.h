@@ -102,6 +102,30 @@ class SnapshotMetricsCache {
   std::optional<Entry> entry_;  // guarded by mu_
 };
 
+/// The /metrics text of one snapshot in pieces, for snapshots too big to hold whole
+/// (50,000 checks: 200+ MiB): next() returns the following lines, about
+/// `piece_bytes` of them (whole lines), or "" once everything was returned. The
+/// pieces joined are renderSnapshotMetricsWith()'s text byte for byte: each family is
+/// written over every check (their label blocks made once, at the first piece) before
+/// the next family. Holds the snapshot until destroyed. One caller at a time, on any
+/// thread (it reads only the immutable snapshot and `others`).
+class MetricsStream {
+ public:
+  MetricsStream(std::shared_ptr<const Snapshot> snapshot, std::string version,
+                std::vector<prometheus::MetricFamily> others);
+  ~MetricsStream();
+  MetricsStream(MetricsStream&&) noexcept;
+  MetricsStream& operator=(MetricsStream&&) noexcept;
+
+  std::string next(std::size_t piece_bytes);
+  /// True once next() has returned the last piece.
+  bool finished() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 /// Content-Type of renderMetrics()'s output.
 inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 

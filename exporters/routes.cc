@@ -1,6 +1,7 @@
 #include "exporters/routes.h"
 
 #include <prometheus/client_metric.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <prometheus/metric_family.h>
 
@@ -72,6 +73,50 @@ class ServerStatsCollectable : public prometheus::Collectable {
   const HttpServer& server_;
 };
 
+// Snapshots of more checks than this are streamed to /metrics in pieces (about
+// 4.7 KB of text per check: 10,000 checks make 45 MiB) instead of rendered whole and
+// shared: a scrape then holds a few MiB whatever the size. Smaller ones keep the
+// shared text, rendered once per snapshot, for floods of scrapes (issue 9).
+constexpr std::size_t kStreamMetricsAbove = 2000;
+constexpr std::size_t kMetricsPieceBytes = 1 << 20;
+
+// The /metrics text of a big snapshot, each piece made on the render thread when the
+// server asks for it (it asks for the next while writing one).
+class MetricsSource : public HttpBodySource {
+ public:
+  MetricsSource(std::shared_ptr<boost::asio::thread_pool> renderer, boost::asio::io_context& io,
+                MetricsStream stream)
+      : renderer_(std::move(renderer)),
+        io_(io),
+        state_(std::make_shared<MetricsStream>(std::move(stream))) {}
+
+  void pull(Give give) override {
+    boost::asio::post(*renderer_, [state = state_, give = std::move(give), &io = io_]() mutable {
+      pthread_setname_np(pthread_self(), "vigie-metrics");
+      std::string piece;
+      bool failed = false;
+      try {
+        piece = state->next(kMetricsPieceBytes);
+      } catch (const std::exception&) {
+        failed = true;
+      }
+      // The pieces were freed on the loop thread into this thread's arena: give
+      // what is left back to the system at the end of each scrape.
+      if (piece.empty()) ::malloc_trim(0);
+      // Given, and the stream (with its snapshot) released, on the loop.
+      boost::asio::post(io, [state = std::move(state), give = std::move(give),
+                             piece = std::move(piece), failed]() mutable {
+        give(std::move(piece), failed);
+      });
+    });
+  }
+
+ private:
+  std::shared_ptr<boost::asio::thread_pool> renderer_;
+  boost::asio::io_context& io_;
+  std::shared_ptr<MetricsStream> state_;  // used by one render job at a time
+};
+
 }  // namespace
 
 void registerStandardRoutes(HttpServer& server, SnapshotSource snapshots,
@@ -95,6 +140,14 @@ void registerStandardRoutes(HttpServer& server, SnapshotSource snapshots,
         auto snap = snapshots ? snapshots() : nullptr;
         std::vector<prometheus::MetricFamily> others = server_metrics->Collect();
         for (auto& f : self.Collect()) others.push_back(std::move(f));
+        if (snap && snap->checks.size() > kStreamMetricsAbove) {
+          HttpResponse res;
+          res.source = std::make_shared<MetricsSource>(
+              renderer, io, MetricsStream(std::move(snap), version, std::move(others)));
+          res.content_type = std::string(kMetricsContentType);
+          res.headers.emplace_back("Cache-Control", "no-store");
+          return respond(std::move(res));
+        }
         auto answer = [](MetricsText text) {
           HttpResponse res;
           res.shared_body = std::move(text.snapshot_part);

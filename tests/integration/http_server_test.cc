@@ -27,6 +27,7 @@
 #include <string>
 #include <thread>
 
+#include "exporters/metrics.h"
 #include "exporters/routes.h"
 
 namespace vigie {
@@ -40,6 +41,7 @@ struct Reply {
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   bool ok = false;  // a whole response was read
+  std::size_t chunks = 0;  // chunked: data chunks read
 };
 
 class Client {
@@ -68,6 +70,9 @@ class Client {
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
+  }
+  void setReceiveBuffer(int bytes) {
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
   }
   void setTimeout(std::chrono::milliseconds t) {
     timeval tv{static_cast<time_t>(t.count() / 1000),
@@ -104,6 +109,41 @@ class Client {
       for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
       pos = next;
+    }
+    const auto te = r.headers.find("transfer-encoding");
+    if (!head && te != r.headers.end() && te->second == "chunked") {
+      // Chunks: size line, data, CRLF; a last chunk of size 0 and a blank line.
+      for (;;) {
+        std::size_t eol;
+        while ((eol = buf_.find("\r\n")) == std::string::npos) {
+          if (!fill()) return r;
+        }
+        const std::size_t size = std::stoul(buf_.substr(0, eol), nullptr, 16);
+        buf_.erase(0, eol + 2);
+        while (buf_.size() < size + 2) {
+          if (!fill()) return r;
+        }
+        if (size == 0) {
+          buf_.erase(0, 2);
+          break;
+        }
+        r.body.append(buf_, 0, size);
+        buf_.erase(0, size + 2);
+        ++r.chunks;
+      }
+      r.ok = true;
+      return r;
+    }
+    const auto conn = r.headers.find("connection");
+    const bool until_close = status_line.rfind("HTTP/1.0", 0) == 0 ||
+                             (conn != r.headers.end() && conn->second == "close");
+    if (!head && !r.headers.count("content-length") && until_close) {
+      while (fill()) {
+      }
+      r.body = std::move(buf_);
+      buf_.clear();
+      r.ok = true;
+      return r;
     }
     const std::size_t length =
         head || !r.headers.count("content-length") ? 0 : std::stoul(r.headers["content-length"]);
@@ -143,6 +183,34 @@ class Client {
   std::string buf_;
 };
 
+// A body of `count` pieces of `size` bytes (piece k all of 'a' + k % 26), each given a
+// moment after it is asked for, as a render thread would; counts what was asked.
+class PiecesSource : public HttpBodySource {
+ public:
+  PiecesSource(boost::asio::io_context& io, std::size_t count, std::size_t size,
+               bool fail_at_end = false)
+      : io_(io), count_(count), size_(size), fail_at_end_(fail_at_end) {}
+  void pull(Give give) override {
+    const std::size_t k = pulls++;
+    boost::asio::post(io_, [this, k, give = std::move(give)] {
+      if (k < count_) return give(std::string(size_, static_cast<char>('a' + k % 26)), false);
+      give("", fail_at_end_);
+    });
+  }
+  static std::string expected(std::size_t count, std::size_t size) {
+    std::string out;
+    for (std::size_t k = 0; k < count; ++k) out.append(size, static_cast<char>('a' + k % 26));
+    return out;
+  }
+  std::atomic<std::size_t> pulls{0};
+
+ private:
+  boost::asio::io_context& io_;
+  std::size_t count_;
+  std::size_t size_;
+  bool fail_at_end_;
+};
+
 class HttpServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -176,6 +244,20 @@ class HttpServerTest : public ::testing::Test {
         respond(std::move(r));
       });
     });
+    server_->routeAsync(http::verb::get, "/stream",
+                        [this](const HttpRequest& req, HttpRespond respond) {
+                          HttpResponse r;
+                          r.body = "ignored";
+                          const std::string* n = req.param("n");
+                          const std::string* size = req.param("size");
+                          auto src = std::make_shared<PiecesSource>(
+                              io_, n ? std::stoul(*n) : 3, size ? std::stoul(*size) : 5,
+                              req.param("fail") != nullptr);
+                          last_source_ = src;
+                          r.source = src;
+                          r.headers.emplace_back("X-Streamed", "yes");
+                          respond(std::move(r));
+                        });
     server_->listen("127.0.0.1:0");
     port_ = server_->port();
     ASSERT_NE(port_, 0);
@@ -215,6 +297,7 @@ class HttpServerTest : public ::testing::Test {
   std::unique_ptr<HttpServer> server_;
   unsigned short port_ = 0;
   std::future<void> loop_done_;
+  std::shared_ptr<PiecesSource> last_source_;  // set on the loop
 };
 
 TEST_F(HttpServerTest, RoutesQueryHeadersAndPrefixes) {
@@ -297,6 +380,81 @@ TEST_F(HttpServerTest, KeepAliveAndPipelining) {
   Reply r = c.read();
   EXPECT_EQ(r.status, 200);
   EXPECT_TRUE(c.closedWithin(2000ms));
+}
+
+TEST_F(HttpServerTest, StreamedBodyIsChunkedAndKeepsTheConnection) {
+  Client c(port_);
+  Reply r = c.get("/stream?n=4&size=3");
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["transfer-encoding"], "chunked");
+  EXPECT_EQ(r.headers["x-streamed"], "yes");
+  EXPECT_EQ(r.headers.count("content-length"), 0u);
+  EXPECT_EQ(r.body, "aaabbbcccddd");
+  EXPECT_EQ(r.chunks, 4u);
+  // The connection is kept for the next request; HEAD has the headers only.
+  EXPECT_EQ(c.get("/hello").body, "hello\n");
+  r = c.get("/stream", "HEAD");
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.headers["transfer-encoding"], "chunked");
+  EXPECT_EQ(c.get("/hello").body, "hello\n");
+  // An empty body: the last chunk alone.
+  r = c.get("/stream?n=0");
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(c.get("/hello").body, "hello\n");
+
+  // HTTP/1.0 has no chunks: the body ends with the connection.
+  Client old(port_);
+  old.send("GET /stream?n=3&size=2 HTTP/1.0\r\n\r\n");
+  r = old.read();
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.headers.count("transfer-encoding"), 0u);
+  EXPECT_EQ(r.body, "aabbcc");
+
+  // A source that fails: the answer is cut (no last chunk), the connection closed.
+  Client cut(port_);
+  r = cut.get("/stream?n=2&size=4&fail=1");
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(cut.closedWithin(2s));
+}
+
+// A reader that reads nothing of a huge streamed body holds back the source: vigie
+// keeps a few pieces and what the kernel's socket buffers take, not the whole body.
+TEST_F(HttpServerTest, SlowReaderOfAHugeStreamHoldsAFewPieces) {
+  constexpr std::size_t kPieces = 128;
+  constexpr std::size_t kSize = 1 << 20;
+  Client c(port_);
+  c.setReceiveBuffer(256 << 10);
+  c.send("GET /stream?n=" + std::to_string(kPieces) + "&size=" + std::to_string(kSize) +
+         " HTTP/1.1\r\nHost: t\r\n\r\n");
+  // Wait until the server stops asking for pieces (the socket is full).
+  std::shared_ptr<PiecesSource> src;
+  std::size_t seen = 0;
+  auto stable_since = std::chrono::steady_clock::now();
+  const auto deadline = stable_since + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!src) src = onLoop([this] { return last_source_; });
+    const std::size_t now = src ? src->pulls.load() : 0;
+    if (now != seen || now == 0) {
+      seen = now;
+      stable_since = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - stable_since > 500ms) {
+      break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(src);
+  std::printf("a reader that reads nothing: %zu pieces of %zu asked for\n", seen, kPieces);
+  EXPECT_GT(seen, 0u);
+  EXPECT_LE(seen, 16u);  // socket buffers (4 MiB to send) plus two pieces
+  // Then it reads: the whole body comes, in order.
+  c.setTimeout(10s);
+  Reply r = c.read();
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.body.size(), kPieces * kSize);
+  EXPECT_TRUE(r.body == PiecesSource::expected(kPieces, kSize));
+  EXPECT_EQ(src->pulls.load(), kPieces + 1);
 }
 
 TEST_F(HttpServerTest, OversizedHeaderAndBody) {
@@ -527,6 +685,9 @@ TEST(StandardRoutes, HealthReadyMetricsApi) {
   EXPECT_NE(r.body.find("state=\"down\"} 1\n"), std::string::npos);
   EXPECT_NE(r.body.find("vigie_http_requests_total "), std::string::npos);
 
+  EXPECT_EQ(r.headers.count("content-length"), 1u);  // small: the shared text, whole
+  EXPECT_EQ(r.chunks, 0u);
+
   r = c.get("/api/v1/checks?state=down");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.headers["cache-control"], "no-store");
@@ -538,6 +699,68 @@ TEST(StandardRoutes, HealthReadyMetricsApi) {
   r = c.get("/api/v1/checks/web/nope");
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(r.headers["content-type"], "application/json");
+
+  boost::asio::post(io, [&] { server.stop(); });
+  ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
+}
+
+// Thousands of checks: /metrics is streamed in pieces, the same text.
+TEST(StandardRoutes, BigMetricsAreStreamedInPieces) {
+  boost::asio::io_context io;
+  HttpServer server(io);
+  prometheus::Registry self;
+  auto snapshot = std::make_shared<Snapshot>();
+  auto cfg = std::make_shared<Config>();
+  constexpr int kChecks = 4000;
+  for (int i = 0; i < kChecks; ++i) {
+    ServiceConfig svc;
+    svc.name = "service-" + std::to_string(i);
+    svc.group = "g";
+    CheckConfig chk;
+    chk.name = "health";
+    chk.key = svc.name + "/health";
+    chk.spec = HttpSpec{};
+    svc.checks.push_back(chk);
+    cfg->services.push_back(svc);
+  }
+  snapshot->config = cfg;
+  for (int i = 0; i < kChecks; ++i) {
+    auto st = std::make_shared<CheckStatus>();
+    st->service = std::shared_ptr<const ServiceConfig>(cfg, &cfg->services[i]);
+    st->check = std::shared_ptr<const CheckConfig>(cfg, &cfg->services[i].checks[0]);
+    st->state = i % 7 == 0 ? CheckState::down : CheckState::up;
+    Result r;
+    r.status = i % 7 == 0 ? Status::fail : Status::ok;
+    r.http_status = 200;
+    r.duration = 0.001 * i;
+    st->last = r;
+    snapshot->checks.push_back(st);
+  }
+  registerStandardRoutes(
+      server, [snapshot] { return std::shared_ptr<const Snapshot>(snapshot); }, self,
+      [] { return true; }, "9.9.9");
+  server.listen("127.0.0.1:0");
+  auto done = std::async(std::launch::async, [&] { io.run(); });
+
+  const std::string part = renderSnapshotMetricsWith(snapshot.get(), "9.9.9", {});
+  Client c(server.port());
+  c.setTimeout(10s);
+  for (int round = 0; round < 2; ++round) {
+    Reply r = c.get("/metrics");
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    EXPECT_EQ(r.headers["transfer-encoding"], "chunked");
+    EXPECT_GT(r.chunks, 2u) << part.size();
+    ASSERT_GE(r.body.size(), part.size());
+    // The snapshot's families, then the server's own.
+    EXPECT_TRUE(r.body.compare(0, part.size(), part) == 0);
+    EXPECT_NE(r.body.find("\nvigie_http_requests_total ", part.size() - 1), std::string::npos);
+  }
+  Reply h = c.get("/metrics", "HEAD");
+  ASSERT_TRUE(h.ok);
+  EXPECT_EQ(h.body, "");
+  EXPECT_EQ(c.get("/healthz").body, "ok\n");
 
   boost::asio::post(io, [&] { server.stop(); });
   ASSERT_EQ(done.wait_for(5s), std::future_status::ready);

@@ -547,6 +547,19 @@ TEST(Metrics, FiftyThousandChecksScrapeQuickly) {
   const double elapsed = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   std::printf("50000 checks: %zu bytes in %.3f s\n", text.size(), elapsed);
   EXPECT_TRUE(hasLine(text, "vigie_checks 50000"));
+  // In 1 MiB pieces: the same text.
+  const auto s0 = SteadyClock::now();
+  MetricsStream stream(snap, "0.1.0", {});
+  std::size_t at = 0;
+  bool same = true;
+  for (std::string p = stream.next(1 << 20); !p.empty(); p = stream.next(1 << 20)) {
+    same = same && text.compare(at, p.size(), p) == 0;
+    at += p.size();
+  }
+  const double streamed = std::chrono::duration<double>(SteadyClock::now() - s0).count();
+  std::printf("50000 checks: streamed in 1 MiB pieces in %.3f s\n", streamed);
+  EXPECT_TRUE(same);
+  EXPECT_EQ(at, text.size());
   // No timing asserted: the figures are bench/'s (vigie_bench_render, bench/run.sh).
 
   const auto a0 = SteadyClock::now();
@@ -717,6 +730,74 @@ TEST(Metrics, CacheRendersEachSnapshotOnceWithFreshOthers) {
   EXPECT_TRUE(gone.expired());
   auto fresh = sampleSnapshot();
   EXPECT_EQ(cache.render(fresh, "0.1.0", {}).joined(), renderSnapshotMetrics(fresh.get(), "0.1.0", {}));
+}
+
+// A big /metrics is written in pieces (MetricsStream): joined, byte for byte the
+// whole text, each piece whole lines, about the size asked.
+TEST(Metrics, StreamedTextIsTheWholeTextByteForByte) {
+  prometheus::Registry self;
+  prometheus::BuildCounter().Name("vigie_scheduler_late_starts_total").Help("Late.").Register(self).Add({}).Increment(3);
+  // A family the snapshot writes too: dropped from the others, as in the whole text.
+  prometheus::BuildGauge().Name("vigie_checks").Help("Duplicate.").Register(self).Add({}).Set(9);
+
+  std::vector<std::shared_ptr<const Snapshot>> snaps;
+  auto odd = sampleSnapshot();
+  auto c = std::make_shared<CheckStatus>(*odd->checks[0]);
+  Result r = *c->last;
+  r.components = {{"a\"b\\c\nd", Status::warn, ""}, {"db", Status::fail, "down"}};
+  r.version = "1.2.3";
+  r.info = {{"commit", "abc"}, {"bad-name", "x"}};
+  r.targets = {{"192.0.2.10", Status::ok, Reason::none, "", 200, 0.25, 1800000000.0},
+               {"2001:db8::1", Status::fail, Reason::connect, "refused", 0, 0.5, {}}};
+  c->last = r;
+  odd->checks.push_back(c);
+  odd->checks.push_back(nullptr);
+  snaps.push_back(odd);
+  auto agg = aggregatedSnapshot();
+  agg->services[0].causes = {"d\"b\\x\ny", "other"};
+  snaps.push_back(agg);
+  auto sharded = std::make_shared<Snapshot>(*aggregatedSnapshot());
+  auto cfg = std::make_shared<Config>(*sharded->config);
+  cfg->shard.count = 3;
+  cfg->shard.index = 1;
+  sharded->config = cfg;
+  snaps.push_back(sharded);
+  snaps.push_back(std::make_shared<Snapshot>());
+  snaps.push_back(nullptr);
+
+  for (const auto& snap : snaps) {
+    const std::string whole = renderSnapshotMetricsWith(snap.get(), "0.1.0", self.Collect());
+    ASSERT_NE(whole.find("vigie_scheduler_late_starts_total 3"), std::string::npos);
+    for (std::size_t piece : {std::size_t{1}, std::size_t{200}, std::size_t{4096},
+                              std::size_t{1} << 20}) {
+      MetricsStream stream(snap, "0.1.0", self.Collect());
+      std::string joined;
+      std::size_t pieces = 0;
+      for (std::string p = stream.next(piece); !p.empty(); p = stream.next(piece)) {
+        ++pieces;
+        EXPECT_EQ(p.back(), '\n');
+        joined += p;
+      }
+      EXPECT_TRUE(stream.finished());
+      EXPECT_EQ(stream.next(piece), "");
+      EXPECT_EQ(joined, whole) << "piece " << piece;
+      if (piece == 200 && snap) {
+        EXPECT_GT(pieces, whole.size() / 1000);
+      }
+      if (piece == (std::size_t{1} << 20)) {
+        EXPECT_EQ(pieces, 1u);
+      }
+    }
+  }
+  // The stream holds its snapshot until destroyed, not longer.
+  std::shared_ptr<const Snapshot> held = sampleSnapshot();
+  std::weak_ptr<const Snapshot> watch = held;
+  auto stream = std::make_unique<MetricsStream>(std::move(held), "0.1.0",
+                                                std::vector<prometheus::MetricFamily>{});
+  EXPECT_FALSE(stream->next(100).empty());
+  EXPECT_FALSE(watch.expired());
+  stream.reset();
+  EXPECT_TRUE(watch.expired());
 }
 
 TEST(Api, ListCacheAnswersByteForByteAsTheHandler) {
