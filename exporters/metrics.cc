@@ -416,22 +416,30 @@ void addCheckSamples(Sink& sink, const CheckStatus& c, bool http,
                      std::vector<std::string>& scratch, std::vector<Extra>& extras) {
   if (c.last && sink.wantsResult()) {
     const Result& r = *c.last;
-    sink.add(kProbeSuccess, r.status == Status::fail ? 0 : 1);
-    sink.add(kProbeDuration, r.duration);
+    // Each family only when the sink keeps it: a stream's pass over every check for
+    // one family costs a comparison per other family.
+    if (sink.wants(kProbeSuccess)) sink.add(kProbeSuccess, r.status == Status::fail ? 0 : 1);
+    if (sink.wants(kProbeDuration)) sink.add(kProbeDuration, r.duration);
     if (http) {
-      sink.add(kHttpStatus, r.http_status);
-      const std::array<double, 5> phases{r.phases.resolve, r.phases.connect, r.phases.tls,
-                                         r.phases.processing, r.phases.transfer};
-      for (std::size_t i = 0; i < phases.size(); ++i) {
-        sink.add(kHttpPhase, {{"phase", kPhaseNames[i]}}, phases[i]);
+      if (sink.wants(kHttpStatus)) sink.add(kHttpStatus, r.http_status);
+      if (sink.wants(kHttpPhase)) {
+        const std::array<double, 5> phases{r.phases.resolve, r.phases.connect, r.phases.tls,
+                                           r.phases.processing, r.phases.transfer};
+        for (std::size_t i = 0; i < phases.size(); ++i) {
+          sink.add(kHttpPhase, {{"phase", kPhaseNames[i]}}, phases[i]);
+        }
       }
-      if (r.http_version > 0) sink.add(kHttpVersion, r.http_version / 10.0);
-      sink.add(kHttpBodyLength, static_cast<double>(r.body_bytes));
-      sink.add(kHttpRedirects, r.redirects);
+      if (r.http_version > 0 && sink.wants(kHttpVersion)) {
+        sink.add(kHttpVersion, r.http_version / 10.0);
+      }
+      if (sink.wants(kHttpBodyLength)) sink.add(kHttpBodyLength, static_cast<double>(r.body_bytes));
+      if (sink.wants(kHttpRedirects)) sink.add(kHttpRedirects, r.redirects);
     }
-    if (r.cert_expiry) sink.add(kCertExpiry, *r.cert_expiry);
-    if (r.status == Status::fail) sink.add(kCheckFailure, {{"reason", reasonName(r.reason)}}, 1);
-    sink.add(kLastResultTs, unixSeconds(r.started));
+    if (r.cert_expiry && sink.wants(kCertExpiry)) sink.add(kCertExpiry, *r.cert_expiry);
+    if (r.status == Status::fail && sink.wants(kCheckFailure)) {
+      sink.add(kCheckFailure, {{"reason", reasonName(r.reason)}}, 1);
+    }
+    if (sink.wants(kLastResultTs)) sink.add(kLastResultTs, unixSeconds(r.started));
     for (const Component& comp : r.components) {
       if (!sink.wants(kComponentStatus)) break;
       const std::string name = label(comp.name);
@@ -475,21 +483,27 @@ void addCheckSamples(Sink& sink, const CheckStatus& c, bool http,
     }
   }
 
-  for (CheckState s : kStates) {
-    sink.add(kCheckState, {{"state", checkStateName(s)}}, c.state == s ? 1 : 0);
+  if (sink.wants(kCheckState)) {
+    for (CheckState s : kStates) {
+      sink.add(kCheckState, {{"state", checkStateName(s)}}, c.state == s ? 1 : 0);
+    }
   }
-  sink.add(kCheckPending, c.pending ? 1 : 0);
-  sink.add(kConsecutiveFailures, c.consecutive_failures);
-  if (c.last_change != SystemClock::time_point{}) {
+  if (sink.wants(kCheckPending)) sink.add(kCheckPending, c.pending ? 1 : 0);
+  if (sink.wants(kConsecutiveFailures)) sink.add(kConsecutiveFailures, c.consecutive_failures);
+  if (c.last_change != SystemClock::time_point{} && sink.wants(kLastChangeTs)) {
     sink.add(kLastChangeTs, unixSeconds(c.last_change));
   }
-  for (Status s : kStatuses) {
-    sink.add(kResultsTotal, {{"result", statusName(s)}},
-             static_cast<double>(c.results_total[static_cast<std::size_t>(s)]));
+  if (sink.wants(kResultsTotal)) {
+    for (Status s : kStatuses) {
+      sink.add(kResultsTotal, {{"result", statusName(s)}},
+               static_cast<double>(c.results_total[static_cast<std::size_t>(s)]));
+    }
   }
-  sink.add(kStateChangesTotal, static_cast<double>(c.state_changes));
-  sink.add(kCheckFlapping, c.flapping ? 1 : 0);
-  addUptime(sink, kCheckUptime, c.uptime);
+  if (sink.wants(kStateChangesTotal)) {
+    sink.add(kStateChangesTotal, static_cast<double>(c.state_changes));
+  }
+  if (sink.wants(kCheckFlapping)) sink.add(kCheckFlapping, c.flapping ? 1 : 0);
+  if (sink.wants(kCheckUptime)) addUptime(sink, kCheckUptime, c.uptime);
 }
 
 template <class Sink>
