@@ -63,6 +63,10 @@ class Aggregator {
     SystemClock::time_point since{};        // last change
     SystemClock::time_point accounted{};    // uptime counted up to here
     UptimeTracker uptime;
+    // The ratios last computed from `uptime` and the unix second they were computed
+    // at (nullopt: compute at the next update); see update().
+    UptimeRatios ratios{};
+    std::optional<std::int64_t> ratios_at;
     RecentChanges changes;
     std::uint64_t seen = 0;  // generation of the last update that had it
   };

@@ -319,6 +319,53 @@ TEST(Events, PagingNewestFirst) {
   EXPECT_EQ(page.size(), 3u);  // ids 8, 6 and 4 (services: even ids)
 }
 
+// Service ratios are kept between updates when they cannot have moved, and refreshed
+// within 10 s when they can; a state change shows at once.
+TEST(Aggregator, ServiceUptimeRatiosRefreshRule) {
+  auto cfg = makeConfig({{"db", {{"tcp", true}}, {}}});
+  EventLog log;
+  Aggregator agg(log, nullptr);
+  const std::int64_t t0 = 1'800'000'000 - 1'800'000'000 % 86400;
+  auto step = [&](std::int64_t t, CheckState db) {
+    auto snap = snapshotOf(cfg, {{"db/tcp", db}});
+    aggregate(snap, at(t));
+    agg.update(snap, at(t));
+    return service(snap, "db").uptime;
+  };
+  EXPECT_FALSE(step(t0, CheckState::up)[0]);  // nothing counted yet
+  // Up: every window exactly 1 from the first counted second on, and it stays so.
+  for (std::int64_t t = t0 + 1; t <= t0 + 30; ++t) {
+    const auto r = step(t, CheckState::up);
+    for (const auto& w : r) {
+      ASSERT_TRUE(w) << t;
+      EXPECT_EQ(*w, 1.0) << t;
+    }
+  }
+  // Down: shown at once (60 s down after 30 s up... the change itself counts the
+  // last up second), then the ratio keeps moving, at least every 10 s.
+  auto r = step(t0 + 31, CheckState::down);
+  ASSERT_TRUE(r[0]);
+  EXPECT_DOUBLE_EQ(*r[0], 1.0);  // the second just ended was up
+  double last = *r[0];
+  std::int64_t last_move = t0 + 31;
+  for (std::int64_t t = t0 + 32; t <= t0 + 90; ++t) {
+    r = step(t, CheckState::down);
+    ASSERT_TRUE(r[0]);
+    if (*r[0] != last) {
+      EXPECT_LT(*r[0], last) << t;
+      EXPECT_LE(t - last_move, 10) << t;
+      last = *r[0];
+      last_move = t;
+    }
+    EXPECT_LE(t - last_move, 10) << t;
+  }
+  // 31 s up, 59 s down so far: within 10 s of 31/90.
+  EXPECT_NEAR(last, 31.0 / 90.0, 10.0 / 90.0);
+  // Up again: the change recomputes at once (the 60 s down just counted).
+  r = step(t0 + 91, CheckState::up);
+  EXPECT_DOUBLE_EQ(*r[0], 31.0 / 91.0);
+}
+
 TEST(Aggregator, ServiceEventsUptimeAndLastChange) {
   auto cfg = makeConfig({{"db", {{"tcp", true}}, {}}, {"api", {{"h", true}}, {"db"}}});
   cfg->clusters = {{"blue", {"api"}, ""}};
