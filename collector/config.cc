@@ -22,6 +22,17 @@
 #include "collector/units.h"
 
 namespace vigie {
+
+SharedCustomMapping::SharedCustomMapping() {
+  static const auto kDefault = std::make_shared<const CustomHealthMapping>();
+  p_ = kDefault;
+}
+
+CustomHealthMapping& SharedCustomMapping::edit() {
+  if (p_.use_count() > 1) p_ = std::make_shared<const CustomHealthMapping>(*p_);
+  // Every mapping here is made non-const and, once copied, owned by this spec alone.
+  return const_cast<CustomHealthMapping&>(*p_);
+}
 namespace {
 
 using Node = ConfigTree;
@@ -649,7 +660,7 @@ class Loader {
       if (h.health_format != HealthFormat::custom) {
         error(*c, f.path("custom"), "only used with health_format: custom");
       } else {
-        custom(*c, f.path("custom"), h.custom);
+        custom(*c, f.path("custom"), h.custom.edit());
       }
     }
     if (const Node* cs = f["conditions"]; cs && cs->data().kind != NodeKind::null) {

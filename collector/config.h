@@ -35,6 +35,22 @@ struct TlsSpec {
   std::string server_name;    // SNI override (optional)
 };
 
+/// HttpSpec::custom: a CustomHealthMapping shared, copy on write, by every check that
+/// keeps the default (all but those with `health_format: custom`): 50,000 checks hold
+/// one copy of its strings and vectors instead of one each. Reads as the mapping.
+class SharedCustomMapping {
+ public:
+  SharedCustomMapping();  // the default mapping
+  const CustomHealthMapping& operator*() const { return *p_; }
+  const CustomHealthMapping* operator->() const { return p_.get(); }
+  operator const CustomHealthMapping&() const { return *p_; }  // NOLINT: reads as one
+  /// A mapping of this spec's own to change (copied first when shared).
+  CustomHealthMapping& edit();
+
+ private:
+  std::shared_ptr<const CustomHealthMapping> p_;
+};
+
 struct HttpSpec {
   std::string url;
   std::string method = "GET";
@@ -42,7 +58,7 @@ struct HttpSpec {
   std::string body;                            // request body (optional)
   std::vector<int> expect_status;              // empty: any 2xx
   HealthFormat health_format = HealthFormat::auto_detect;
-  CustomHealthMapping custom;
+  SharedCustomMapping custom;
   std::vector<ConditionSpec> conditions;
   std::uint64_t max_body = 1024 * 1024;        // bytes; the transfer is cut past it
   bool follow_redirects = false;

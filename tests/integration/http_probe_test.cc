@@ -203,9 +203,9 @@ TEST_P(HealthPages, ServedByNginx) {
   HttpSpec s = spec(g->nginx->url(c.path));
   s.health_format = c.format;
   if (c.format == HealthFormat::custom) {
-    s.custom.status_pointer = "/alive";
-    s.custom.components_pointer = "/dependencies";
-    s.custom.version_pointer = "/version_info/tag";
+    s.custom.edit().status_pointer = "/alive";
+    s.custom.edit().components_pointer = "/dependencies";
+    s.custom.edit().version_pointer = "/version_info/tag";
   }
   Outcome run = runProbe(s);
   ASSERT_EQ(run.calls, 1);

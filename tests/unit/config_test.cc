@@ -496,11 +496,22 @@ TEST(Config, EveryKindAndOption) {
   const auto& c = cfg->services[0].checks;
   const auto& h = std::get<HttpSpec>(c[0].spec);
   EXPECT_EQ(h.health_format, HealthFormat::custom);
-  EXPECT_EQ(h.custom.status_pointer, "/state");
-  EXPECT_EQ(h.custom.up_values, std::vector<std::string>{"green"});
-  EXPECT_EQ(h.custom.warn_values, std::vector<std::string>{"yellow"});
-  EXPECT_EQ(h.custom.components_pointer, "/parts");
-  EXPECT_EQ(h.custom.version_pointer, "/v");
+  EXPECT_EQ(h.custom->status_pointer, "/state");
+  EXPECT_EQ(h.custom->up_values, std::vector<std::string>{"green"});
+  EXPECT_EQ(h.custom->warn_values, std::vector<std::string>{"yellow"});
+  EXPECT_EQ(h.custom->components_pointer, "/parts");
+  EXPECT_EQ(h.custom->version_pointer, "/v");
+  // The default mapping is one object shared by every check that keeps it.
+  EXPECT_NE(&*h.custom, &*HttpSpec{}.custom);
+  EXPECT_EQ(HttpSpec{}.custom->status_pointer, "/status");
+  EXPECT_EQ(&*HttpSpec{}.custom, &*HttpSpec{}.custom);
+  HttpSpec own;
+  own.custom.edit().status_pointer = "/mine";
+  EXPECT_EQ(own.custom->status_pointer, "/mine");
+  EXPECT_EQ(HttpSpec{}.custom->status_pointer, "/status");
+  HttpSpec copy = own;
+  copy.custom.edit().status_pointer = "/copy";
+  EXPECT_EQ(own.custom->status_pointer, "/mine");
   ASSERT_EQ(h.conditions.size(), 3u);
   EXPECT_EQ(h.conditions[0].kind, ConditionSpec::Kind::json_exists);
   EXPECT_EQ(h.conditions[1].kind, ConditionSpec::Kind::body_contains);
