@@ -143,8 +143,11 @@ class Engine {
   std::shared_ptr<EventLog> events_;
   std::unique_ptr<HistoryStore> store_;
   std::unique_ptr<Aggregator> aggregator_;
-  boost::asio::steady_timer tick_timer_;  // re-aggregates every second
+  boost::asio::steady_timer tick_timer_;  // re-aggregates every second (see armTick)
   unsigned ticks_ = 0;
+  // Something the aggregation reads changed since the last one: a check's state or
+  // flapping, the config, restored history.
+  bool aggregate_due_ = true;
   std::vector<Scheduler::Id> uptime_dirty_;  // checks with results since the last flush
   SelfStats self_stats_;
   std::vector<Scheduler::Start> starts_;  // reused buffer

@@ -12,6 +12,7 @@
 #include <map>
 
 #include "collector/engine.h"
+#include "collector/history.h"
 
 namespace vigie {
 namespace {
@@ -21,7 +22,7 @@ using namespace std::chrono_literals;
 // Completes after `delay` with `status`; never when delay is negative (a hung target).
 class FakeProbe : public Probe {
  public:
-  FakeProbe(boost::asio::io_context& io, std::chrono::milliseconds delay, Status status,
+  FakeProbe(boost::asio::io_context& io, std::chrono::milliseconds delay, const Status* status,
             int* in_flight, int* max_in_flight, const bool* no_fds = nullptr)
       : timer_(io),
         delay_(delay),
@@ -39,9 +40,9 @@ class FakeProbe : public Probe {
       if (ec || !running_) return;
       running_ = false;
       --*in_flight_;
-      Result r = status_ == Status::fail ? Result::failure(Reason::http_status, "got 503")
-                                         : Result::ok();
-      r.status = status_;
+      Result r = *status_ == Status::fail ? Result::failure(Reason::http_status, "got 503")
+                                          : Result::ok();
+      r.status = *status_;
       if (no_fds_ && *no_fds_) {
         r = Result::failure(Reason::internal, "vigie is out of file descriptors");
         r.out_of_descriptors = true;
@@ -58,7 +59,7 @@ class FakeProbe : public Probe {
  private:
   boost::asio::steady_timer timer_;
   std::chrono::milliseconds delay_;
-  Status status_;
+  const Status* status_;  // read at each attempt: a test may change it
   bool running_ = false;
   int* in_flight_;
   int* max_;
@@ -93,7 +94,7 @@ struct Fixture {
   int in_flight = 0;
   int max_in_flight = 0;
   std::map<std::string, std::chrono::milliseconds> delays;  // by service name; default 5ms
-  std::map<std::string, Status> statuses;
+  std::map<std::string, Status> statuses;  // by service name; default ok (nodes stay put)
   bool no_fds = false;  // every attempt finds no descriptor
   std::unique_ptr<Engine> engine;
 
@@ -101,7 +102,7 @@ struct Fixture {
     engine = std::make_unique<Engine>(io, registry, [this](const CheckConfig& c) {
       auto svc = c.key.substr(0, c.key.find('/'));
       auto d = delays.count(svc) ? delays[svc] : 5ms;
-      auto s = statuses.count(svc) ? statuses[svc] : Status::ok;
+      const Status* s = &statuses[svc];
       return std::make_unique<FakeProbe>(io, d, s, &in_flight, &max_in_flight, &no_fds);
     });
   }
@@ -175,6 +176,38 @@ TEST(Engine, AFailingFactoryLeavesTheRunningConfig) {
   EXPECT_THROW(bad.apply(makeConfig(1, 100ms, 50ms, 10)), std::invalid_argument);
   EXPECT_FALSE(bad.ready());
   EXPECT_EQ(f.engine->config(), running);
+}
+
+// Nobody reads: a service's state change is still noted within a second of its
+// check's, as an event, though the engine skips aggregations when no check changed.
+TEST(Engine, ServiceChangesAreNotedWithoutReaders) {
+  Fixture f;
+  f.statuses["svc1"] = Status::fail;
+  f.engine->apply(makeConfig(3, 200ms, 100ms, 10));
+  auto serviceEvents = [&] {
+    return f.engine->events().page(0, 100, [](const StateChange& e) {
+      return e.subject == StateChange::Subject::service;
+    });
+  };
+  const auto t0 = SteadyClock::now();
+  while (serviceEvents().empty() && SteadyClock::now() - t0 < 3s) f.runFor(50ms);
+  const auto noted_after = SteadyClock::now() - t0;
+  const auto events = serviceEvents();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]->name, "svc1");
+  EXPECT_EQ(events[0]->to, "down");
+  // First result within 200 ms, then the next one-second tick.
+  EXPECT_LT(noted_after, 1500ms);
+  // Nothing changes afterwards: no more events over several skipped aggregations.
+  f.runFor(2500ms);
+  EXPECT_EQ(serviceEvents().size(), 1u);
+  // Then it recovers, long after the config was applied: noted within a second too.
+  f.statuses["svc1"] = Status::ok;
+  const auto t1 = SteadyClock::now();
+  while (serviceEvents().size() < 2 && SteadyClock::now() - t1 < 3s) f.runFor(50ms);
+  ASSERT_EQ(serviceEvents().size(), 2u);
+  EXPECT_EQ(serviceEvents()[0]->to, "up");
+  EXPECT_LT(SteadyClock::now() - t1, 1500ms);
 }
 
 TEST(Engine, LagIsMeasured) {
