@@ -109,25 +109,23 @@ std::optional<NativeHttpPlan> makePlan(const HttpSpec& spec, bool plain_options,
   }
   if (u.host_type() == boost::urls::host_type::ipv4) {
     if (spec.ip_version == "ip6") return std::nullopt;
-    auto* sin = reinterpret_cast<sockaddr_in*>(&plan.address);
+    sockaddr_in* sin = &plan.address.in4;
     sin->sin_family = AF_INET;
     sin->sin_port = htons(port);
     const auto bytes = u.host_ipv4_address().to_bytes();
     std::memcpy(&sin->sin_addr, bytes.data(), bytes.size());
     plan.address_len = sizeof(sockaddr_in);
-    plan.peer = fmt::format("{} port {}", u.host_ipv4_address().to_string(), port);
   } else if (u.host_type() == boost::urls::host_type::ipv6) {
     if (spec.ip_version == "ip4") return std::nullopt;
     if (std::string_view(u.encoded_host()).find('%') != std::string_view::npos) {
       return std::nullopt;  // a zone id: libcurl's business
     }
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&plan.address);
+    sockaddr_in6* sin6 = &plan.address.in6;
     sin6->sin6_family = AF_INET6;
     sin6->sin6_port = htons(port);
     const auto bytes = u.host_ipv6_address().to_bytes();
     std::memcpy(&sin6->sin6_addr, bytes.data(), bytes.size());
     plan.address_len = sizeof(sockaddr_in6);
-    plan.peer = fmt::format("{} port {}", u.host_ipv6_address().to_string(), port);
   } else {
     return std::nullopt;  // a name to resolve: libcurl's resolver and DNS cache
   }
@@ -175,23 +173,31 @@ std::optional<NativeHttpPlan> makePlan(const HttpSpec& spec, bool plain_options,
   }
   if (!own_agent) q += "User-Agent: vigie\r\n";
   q += "\r\n";
+  q.shrink_to_fit();  // kept by every idle check: no spare capacity
   plan.head = spec.method == "HEAD";
   if (wire) {
     plan.wire_facts = true;
     plan.accept_gzip = !own_encoding;
     plan.follow_redirects = spec.follow_redirects;
-    char text[INET6_ADDRSTRLEN] = {};
-    const void* raw = plan.address.ss_family == AF_INET
-                          ? static_cast<const void*>(
-                                &reinterpret_cast<const sockaddr_in*>(&plan.address)->sin_addr)
-                          : static_cast<const void*>(
-                                &reinterpret_cast<const sockaddr_in6*>(&plan.address)->sin6_addr);
-    if (::inet_ntop(plan.address.ss_family, raw, text, sizeof text) != nullptr) plan.ip = text;
   }
   return plan;
 }
 
 }  // namespace
+
+std::string NativeHttpPlan::ip() const {
+  char text[INET6_ADDRSTRLEN] = {};
+  const void* raw = address.sa.sa_family == AF_INET ? static_cast<const void*>(&address.in4.sin_addr)
+                                                    : static_cast<const void*>(&address.in6.sin6_addr);
+  if (::inet_ntop(address.sa.sa_family, raw, text, sizeof text) == nullptr) return {};
+  return text;
+}
+
+std::string NativeHttpPlan::peer() const {
+  const std::uint16_t port =
+      ntohs(address.sa.sa_family == AF_INET ? address.in4.sin_port : address.in6.sin6_port);
+  return fmt::format("{} port {}", ip(), port);
+}
 
 std::optional<NativeHttpPlan> planNativeHttp(const HttpSpec& spec, bool plain_options) {
   return makePlan(spec, plain_options, false);
@@ -202,8 +208,8 @@ std::optional<NativeHttpPlan> planNativeHttpWire(const HttpSpec& spec, bool plai
 }
 
 struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::State> {
-  State(asio::io_context& io_, NativeHttpPlan plan_)
-      : io(io_), plan(std::move(plan_)), sock(io_), timer(io_) {}
+  State(asio::io_context& io_, const NativeHttpPlan& plan_, NativeHttpClient* owner_)
+      : io(io_), plan(plan_), owner(owner_), sock(io_), timer(io_) {}
 
   enum class Phase { head, length, chunked, until_close, complete };
   // Chunked framing, byte by byte: size [; ext] CRLF data CRLF ... 0 CRLF trailers CRLF.
@@ -211,7 +217,9 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
                      trailer_lf, end_lf };
 
   asio::io_context& io;
-  NativeHttpPlan plan;
+  // The client's: read only while an attempt runs (the client's destructor cancels it).
+  const NativeHttpPlan& plan;
+  NativeHttpClient* owner;  // null once the client is gone
   asio::generic::stream_protocol::socket sock;
   asio::steady_timer timer;
   std::uint64_t gen = 0;  // handlers of an older attempt see another value
@@ -262,7 +270,7 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
     // Opened by Asio rather than assigned: a socket Asio opened is closed without an
     // EPOLL_CTL_DEL (an assigned one might be a dup, so Asio deletes it first).
     boost::system::error_code ec;
-    sock.open(asio::generic::stream_protocol(plan.address.ss_family, IPPROTO_TCP), ec);
+    sock.open(asio::generic::stream_protocol(plan.address.sa.sa_family, IPPROTO_TCP), ec);
     if (!ec) sock.non_blocking(true, ec);
     if (ec) {
       if (isOutOfDescriptors(ec.value())) {
@@ -281,7 +289,7 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
       if (e || !self->running || self->gen != g) return;
       self->onDeadline();
     });
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&plan.address), plan.address_len) == 0) {
+    if (::connect(fd, &plan.address.sa, plan.address_len) == 0) {
       onConnected();
     } else if (errno == EINPROGRESS) {
       // The read wait now: Asio re-arms the descriptor (EPOLL_CTL_MOD) for each wait
@@ -371,7 +379,7 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
 
   void connectFailed(int err) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t0);
-    fail(Reason::connect, fmt::format("Failed to connect to {} after {} ms: {}", plan.peer,
+    fail(Reason::connect, fmt::format("Failed to connect to {} after {} ms: {}", plan.peer(),
                                       ms.count(), std::strerror(err)));
   }
 
@@ -783,25 +791,45 @@ struct NativeHttpClient::State : std::enable_shared_from_this<NativeHttpClient::
     callDone();
   }
 
+  // Runs only from a handler (or the completion start() posted), which holds a
+  // shared_ptr to this state: dropping the client's reference here is safe.
   void callDone() {
     Done d = std::move(done);
     done = nullptr;
-    if (d) d();  // may destroy the client; `this` lives on in the running handler
+    if (d) d();  // may destroy the client (owner is then null) or start another attempt
+    if (owner != nullptr && !running && owner->state_.get() == this) {
+      owner->state_.reset();  // idle: the client keeps its plan only
+    }
   }
 };
 
 NativeHttpClient::NativeHttpClient(boost::asio::io_context& io, NativeHttpPlan plan)
-    : state_(std::make_shared<State>(io, std::move(plan))) {}
+    : io_(io), plan_(std::move(plan)) {}
 
-NativeHttpClient::~NativeHttpClient() { state_->cancel(); }
+NativeHttpClient::~NativeHttpClient() {
+  if (state_) {
+    state_->owner = nullptr;
+    state_->cancel();
+  }
+}
 
 void NativeHttpClient::start(SteadyClock::time_point deadline, std::uint64_t max_body,
                              std::string* body, Done done) {
+  // Reused when start() comes from inside done (a retry); made afresh otherwise.
+  if (!state_) state_ = std::make_shared<State>(io_, plan_, this);
   state_->start(deadline, max_body, body, std::move(done));
 }
 
-void NativeHttpClient::cancel() { state_->cancel(); }
+void NativeHttpClient::cancel() {
+  if (!state_) return;
+  state_->owner = nullptr;
+  state_->cancel();
+  state_.reset();  // a pending handler keeps it until it sees operation_aborted
+}
 
-const NativeHttpOutcome& NativeHttpClient::outcome() const { return state_->out; }
+const NativeHttpOutcome& NativeHttpClient::outcome() const {
+  static const NativeHttpOutcome kNone;
+  return state_ ? state_->out : kNone;
+}
 
 }  // namespace vigie

@@ -10,6 +10,7 @@
 /// modules (wire facts, planNativeHttpWire) use it too, and hand a response back to
 /// libcurl when its headers show one it would end differently (gzip, a redirect).
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <boost/asio/io_context.hpp>
@@ -24,12 +25,18 @@
 
 namespace vigie {
 
-/// What one check sends and where, computed once when its probe is built.
+/// What one check sends and where, computed once when its probe is built. Kept by
+/// every idle check (50,000 of them in the bench): the address without the 100 spare
+/// bytes of a sockaddr_storage, the request text at its exact size, and the address as
+/// text made only when a message or the wire facts need it.
 struct NativeHttpPlan {
-  sockaddr_storage address{};
+  union Address {
+    sockaddr sa;
+    sockaddr_in in4;
+    sockaddr_in6 in6;
+  };
+  Address address{};
   socklen_t address_len = 0;
-  std::string peer;     // "127.0.0.1 port 8080", for messages
-  std::string request;  // the whole request, as written to the socket
   bool head = false;    // HEAD: the response has no body whatever it says
   /// /probe (HttpProbeOptions::wire_facts): the request asks for gzip as Go's client
   /// does (when `accept_gzip`), and the outcome carries the final response's
@@ -40,7 +47,12 @@ struct NativeHttpPlan {
   bool wire_facts = false;
   bool accept_gzip = false;
   bool follow_redirects = false;  // a 3xx with a Location: handed off
-  std::string ip;                 // the address as libcurl's CURLINFO_PRIMARY_IP says it
+  std::string request;  // the whole request, as written to the socket
+
+  /// The address as libcurl's CURLINFO_PRIMARY_IP says it ("127.0.0.1", "::1").
+  std::string ip() const;
+  /// "127.0.0.1 port 8080", for messages.
+  std::string peer() const;
 };
 
 /// False when the environment says VIGIE_HTTP_CLIENT=curl: every check then uses
@@ -81,10 +93,14 @@ struct NativeHttpOutcome {
 
 /// Runs one attempt at a time of one plan on the loop.
 ///
+/// An idle client keeps only its plan: the attempt's state (socket, timer, parser,
+/// outcome, about 800 bytes) is made when an attempt starts and dropped once its done
+/// has returned (or the attempt is cancelled).
+///
 /// Threading: every member on the loop thread of `io`; the done callback runs there,
 /// never inside start(). Destroying the client cancels a running attempt (its done
-/// is never called); pending handlers hold only a shared state, so destruction is
-/// safe at any time, including from inside done.
+/// is never called); pending handlers hold only the attempt's shared state, so
+/// destruction is safe at any time, including from inside done.
 class NativeHttpClient {
  public:
   using Done = std::function<void()>;
@@ -102,12 +118,19 @@ class NativeHttpClient {
              Done done);
   /// Stops the running attempt and closes its socket; done is never called.
   void cancel();
-  /// The last attempt's outcome; valid inside done and until the next start().
+  /// The last attempt's outcome; valid inside done only (an empty outcome elsewhere:
+  /// the attempt's state is dropped when done returns).
   const NativeHttpOutcome& outcome() const;
+  const NativeHttpPlan& plan() const { return plan_; }
+  /// True while an attempt runs or its done is being called. For tests: an idle
+  /// client holds no attempt state.
+  bool holdsAttempt() const { return state_ != nullptr; }
 
  private:
   struct State;
-  std::shared_ptr<State> state_;
+  boost::asio::io_context& io_;
+  NativeHttpPlan plan_;
+  std::shared_ptr<State> state_;  // null when idle
 };
 
 }  // namespace vigie

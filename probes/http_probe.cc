@@ -297,7 +297,6 @@ HttpProbe::HttpProbe(ProbeContext& ctx, std::shared_ptr<const HttpSpec> spec,
   auto plan = options_.wire_facts ? planNativeHttpWire(*spec_, plain_options)
                                   : planNativeHttp(*spec_, plain_options);
   if (plan) {
-    native_ip_ = plan->ip;
     native_ = std::make_unique<NativeHttpClient>(ctx_.io, std::move(*plan));
   }
   const bool sni = !spec_->tls.server_name.empty();
@@ -536,7 +535,7 @@ void HttpProbe::addWireFacts(Result& r) {
 void HttpProbe::nativeWireFacts(Result& r) {
   auto w = std::make_shared<WireFacts>();
   const NativeHttpOutcome& o = native_->outcome();
-  w->ip = native_ip_;
+  w->ip = native_->plan().ip();
   if (r.http_status > 0) {
     w->content_length = o.content_length;
     if (!o.last_modified.empty()) {

@@ -128,7 +128,6 @@ class HttpProbe : public Probe {
   std::vector<std::string> secrets_;  // what a target echoing the request must not show
   std::unique_ptr<Attempt> attempt_;  // while an attempt runs (null when idle)
   std::unique_ptr<NativeHttpClient> native_;  // null: libcurl
-  std::string native_ip_;                     // the native plan's address (wire facts)
   SteadyClock::time_point deadline_{};        // of the running attempt
   std::uint64_t handoffs_ = 0;
   bool running_ = false;

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -194,6 +195,58 @@ TEST(NativeHttp, SendsTheRequestLibcurlSends) {
   EXPECT_EQ(sent, server.lastRequest());
   EXPECT_EQ(sent.rfind("GET /p/q?x=1&y=%20 HTTP/1.1\r\nHost: 127.0.0.1:", 0), 0u) << sent;
   EXPECT_EQ(native.result.status, Status::ok);
+}
+
+// An idle client keeps its plan only: the attempt's state (socket, timer, parser,
+// outcome) exists while an attempt runs and while its done reads the outcome, and goes
+// when done returns, when a retry started inside done has ended, or on cancel(). The
+// plan keeps the request at its exact size.
+TEST(NativeHttp, IdleClientHoldsNoAttemptState) {
+  ScriptServer server("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+  ScopedEnv env("VIGIE_HTTP_CLIENT", "native");
+  auto plan = planNativeHttp(spec(server.url("/idle")), true);
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(plan->request.capacity(), plan->request.size());
+  EXPECT_EQ(plan->ip(), "127.0.0.1");
+  EXPECT_EQ(plan->peer().rfind("127.0.0.1 port ", 0), 0u) << plan->peer();
+  boost::asio::io_context io;
+  NativeHttpClient client(io, std::move(*plan));
+  EXPECT_FALSE(client.holdsAttempt()) << "built: nothing held before the first attempt";
+  EXPECT_EQ(client.outcome().status, 0);
+
+  int calls = 0;
+  std::string body;
+  std::vector<int> statuses;
+  std::vector<bool> held;
+  std::function<void()> done = [&] {
+    ++calls;
+    statuses.push_back(client.outcome().status);
+    held.push_back(client.holdsAttempt());
+    if (calls == 1) {
+      body.clear();
+      client.start(SteadyClock::now() + 3s, 1024, &body, done);  // a retry from inside done
+      EXPECT_TRUE(client.holdsAttempt());
+    }
+  };
+  client.start(SteadyClock::now() + 3s, 1024, &body, done);
+  EXPECT_TRUE(client.holdsAttempt()) << "running";
+  const auto limit = SteadyClock::now() + 6s;
+  while (calls < 2 && SteadyClock::now() < limit) io.run_one_for(100ms);
+  ASSERT_EQ(calls, 2);
+  EXPECT_EQ(statuses, (std::vector<int>{200, 200}));
+  EXPECT_EQ(held, (std::vector<bool>{true, true})) << "the outcome lives while done reads it";
+  EXPECT_EQ(body, "OK");
+  EXPECT_FALSE(client.holdsAttempt()) << "idle after done returned";
+  EXPECT_EQ(client.outcome().status, 0) << "outside done: the empty outcome";
+
+  // Cancelled: dropped at once, and done is never called.
+  client.start(SteadyClock::now() + 3s, 1024, nullptr, [&] { ++calls; });
+  EXPECT_TRUE(client.holdsAttempt());
+  client.cancel();
+  EXPECT_FALSE(client.holdsAttempt());
+  io.restart();
+  io.run_for(200ms);
+  EXPECT_EQ(calls, 2);
 }
 
 // A listener whose accept queue is full drops SYNs: the connect goes on after
