@@ -163,6 +163,7 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   std::unordered_set<Connection*> connections;
   HttpServerStats stats;
   bool stopped = false;
+  std::vector<std::function<void()>> on_stop;
 
   // Loop share (options.max_loop_share): a token bucket of handler time, in
   // nanoseconds of loop time; requests read while it is empty wait in `deferred`.
@@ -646,7 +647,18 @@ void HttpServer::routeAsync(http::verb method, std::string path, HttpAsyncHandle
   state_->routes.push_back(std::move(r));
 }
 
+void HttpServer::onStop(std::function<void()> fn) { state_->on_stop.push_back(std::move(fn)); }
+
 void HttpServer::stop() {
+  // The hooks run even for a server that never listened (its routes may own threads).
+  struct RunHooks {
+    State& state;
+    ~RunHooks() {
+      auto hooks = std::move(state.on_stop);
+      state.on_stop.clear();
+      for (auto& fn : hooks) fn();
+    }
+  } run_hooks{*state_};
   if (state_->stopped) return;
   state_->stopped = true;
   for (auto& a : state_->acceptors) {

@@ -153,6 +153,10 @@ class HttpServer {
   /// become no-ops. After stop() the server holds no pending operation, so the
   /// io_context can run out of work. Idempotent.
   void stop();
+  /// Runs `fn` on stop() (or destruction), after the connections are closed: for
+  /// what a route started beside the loop (a render thread), to be ended while the
+  /// io_context is still alive.
+  void onStop(std::function<void()> fn);
 
   const HttpServerStats& stats() const;
 

@@ -130,6 +130,13 @@ void registerStandardRoutes(HttpServer& server, SnapshotSource snapshots,
   // counters, the self registry) is collected here, on the loop. One thread: scrapes
   // that overlap are rendered one after the other.
   auto renderer = std::make_shared<boost::asio::thread_pool>(1);
+  // Ended with the server, while the loop is alive: a render job posts its piece to
+  // the loop, and the last reference may otherwise go with a connection destroyed
+  // inside the io_context's destructor (the pool would join there, and its job post
+  // into a dying io_context). join() lets the queued jobs finish (a piece each, a few
+  // milliseconds): abandoned ones would hold their connection, which holds the
+  // routes, which hold the pool.
+  server.onStop([renderer] { renderer->join(); });
   // Under a flood of scrapes, a snapshot's families are rendered once (on that thread).
   auto metrics_cache = std::make_shared<SnapshotMetricsCache>();
   auto checks_cache = std::make_shared<ChecksListCache>();

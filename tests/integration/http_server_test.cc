@@ -704,14 +704,11 @@ TEST(StandardRoutes, HealthReadyMetricsApi) {
   ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
 }
 
-// Thousands of checks: /metrics is streamed in pieces, the same text.
-TEST(StandardRoutes, BigMetricsAreStreamedInPieces) {
-  boost::asio::io_context io;
-  HttpServer server(io);
-  prometheus::Registry self;
+// A snapshot of `checks` HTTP checks, one service each, every seventh down.
+std::shared_ptr<Snapshot> bigSnapshot(int checks) {
   auto snapshot = std::make_shared<Snapshot>();
   auto cfg = std::make_shared<Config>();
-  constexpr int kChecks = 4000;
+  const int kChecks = checks;
   for (int i = 0; i < kChecks; ++i) {
     ServiceConfig svc;
     svc.name = "service-" + std::to_string(i);
@@ -736,6 +733,15 @@ TEST(StandardRoutes, BigMetricsAreStreamedInPieces) {
     st->last = r;
     snapshot->checks.push_back(st);
   }
+  return snapshot;
+}
+
+// Thousands of checks: /metrics is streamed in pieces, the same text.
+TEST(StandardRoutes, BigMetricsAreStreamedInPieces) {
+  boost::asio::io_context io;
+  HttpServer server(io);
+  prometheus::Registry self;
+  const auto snapshot = bigSnapshot(4000);
   registerStandardRoutes(
       server, [snapshot] { return std::shared_ptr<const Snapshot>(snapshot); }, self,
       [] { return true; }, "9.9.9");
@@ -764,6 +770,47 @@ TEST(StandardRoutes, BigMetricsAreStreamedInPieces) {
 
   boost::asio::post(io, [&] { server.stop(); });
   ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
+}
+
+// Stopping in the middle of big scrapes (as SIGTERM does): the render thread ends
+// with the server, while the loop is alive, and nothing is left to run into a
+// destroyed io_context (ASan and TSan in CI would see it).
+TEST(StandardRoutes, StopInTheMiddleOfBigScrapes) {
+  const auto snapshot = bigSnapshot(20000);  // about 20 pieces each
+  for (int round = 0; round < 3; ++round) {
+    auto io = std::make_unique<boost::asio::io_context>();
+    auto server = std::make_unique<HttpServer>(*io);
+    prometheus::Registry self;
+    registerStandardRoutes(
+        *server, [snapshot] { return std::shared_ptr<const Snapshot>(snapshot); }, self,
+        [] { return true; }, "9.9.9");
+    server->listen("127.0.0.1:0");
+    auto done = std::async(std::launch::async, [&] { io->run(); });
+    // Clients that ask and read nothing: the server waits on their windows with
+    // pieces rendered or being rendered.
+    std::vector<int> fds;
+    for (int i = 0; i < 4; ++i) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      ASSERT_GE(fd, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(server->port());
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+      const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+      ASSERT_EQ(::send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+      fds.push_back(fd);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 * (round + 1)));
+    boost::asio::post(*io, [&] {
+      server->stop();
+      io->stop();
+    });
+    ASSERT_EQ(done.wait_for(10s), std::future_status::ready);
+    server.reset();
+    io.reset();  // handlers still queued (pieces, connections) are destroyed here
+    for (int fd : fds) ::close(fd);
+  }
 }
 
 }  // namespace
