@@ -34,6 +34,30 @@ CustomHealthMapping& SharedCustomMapping::edit() {
   return const_cast<CustomHealthMapping&>(*p_);
 }
 namespace {
+const std::shared_ptr<const TlsSpec>& defaultTls() {
+  static const auto kDefault = std::make_shared<const TlsSpec>();
+  return kDefault;
+}
+}  // namespace
+
+SharedTlsSpec::SharedTlsSpec() : p_(defaultTls()) {}
+
+SharedTlsSpec::SharedTlsSpec(const TlsSpec& t) : p_(std::make_shared<const TlsSpec>(t)) {}
+
+SharedTlsSpec& SharedTlsSpec::operator=(const TlsSpec& t) {
+  p_ = std::make_shared<const TlsSpec>(t);
+  return *this;
+}
+
+TlsSpec& SharedTlsSpec::edit() {
+  if (p_.use_count() > 1 || p_ == defaultTls()) p_ = std::make_shared<const TlsSpec>(*p_);
+  // Every TlsSpec here is made non-const and, once copied, owned by this spec alone.
+  return const_cast<TlsSpec&>(*p_);
+}
+
+bool SharedTlsSpec::sharedDefault() const { return p_ == defaultTls(); }
+
+namespace {
 
 using Node = ConfigTree;
 
@@ -678,7 +702,7 @@ class Loader {
     size(f["max_body"], f.path("max_body"), h.max_body);
     boolean(f["follow_redirects"], f.path("follow_redirects"), h.follow_redirects);
     integer(f["max_redirects"], f.path("max_redirects"), h.max_redirects, 0, 100);
-    tls(f["tls"], f.path("tls"), h.tls);
+    if (f["tls"]) tls(f["tls"], f.path("tls"), h.tls.edit());
     int days = 0;
     if (integer(f["cert_min_days"], f.path("cert_min_days"), days, 0, 3650)) h.cert_min_days = days;
     ipVersion(f["ip_version"], f.path("ip_version"), h.ip_version);
@@ -1075,7 +1099,7 @@ class Loader {
         h.conditions.push_back(std::move(c));
       }
     }
-    moduleTls(f["tls_config"], f.path("tls_config"), h.tls);
+    if (f["tls_config"]) moduleTls(f["tls_config"], f.path("tls_config"), h.tls.edit());
     ipVersion(f["preferred_ip_protocol"], f.path("preferred_ip_protocol"), h.ip_version);
     if (size(f["body_size_limit"], f.path("body_size_limit"), h.max_body) && h.max_body == 0) {
       h.max_body = std::numeric_limits<std::uint64_t>::max();
@@ -1475,6 +1499,9 @@ std::shared_ptr<const Config> parseConfig(const std::string& text, const std::st
                      [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
     throw ConfigException(std::move(errors));
   }
+  // Kept while the configuration runs: no spare capacity from the vector's growth
+  // (65,536 places for 50,000 services).
+  cfg->services.shrink_to_fit();
   return cfg;
 }
 

@@ -290,17 +290,20 @@ HttpProbe::HttpProbe(ProbeContext& ctx, HttpSpec spec, HttpProbeOptions options)
 
 HttpProbe::HttpProbe(ProbeContext& ctx, std::shared_ptr<const HttpSpec> spec,
                      HttpProbeOptions options)
-    : ctx_(ctx), spec_(std::move(spec)), options_(std::move(options)) {
+    : ctx_(ctx),
+      spec_(std::move(spec)),
+      wire_facts_(options.wire_facts),
+      report_redirect_url_(options.report_redirect_url) {
   secrets_ = httpSecrets(*spec_);
 
-  const bool plain_options = options_.connect_address.empty() && !options_.report_redirect_url;
-  auto plan = options_.wire_facts ? planNativeHttpWire(*spec_, plain_options)
+  const bool plain_options = options.connect_address.empty() && !options.report_redirect_url;
+  auto plan = wire_facts_ ? planNativeHttpWire(*spec_, plain_options)
                                   : planNativeHttp(*spec_, plain_options);
   if (plan) {
     native_ = std::make_unique<NativeHttpClient>(ctx_.io, std::move(*plan));
   }
-  const bool sni = !spec_->tls.server_name.empty();
-  const bool pinned = !options_.connect_address.empty();
+  const bool sni = !spec_->tls->server_name.empty();
+  const bool pinned = !options.connect_address.empty();
   if (sni || pinned) {
     // SNI override: ask for the server name, connect to the configured host.
     // Pinned address: ask for the URL's host, connect to the address.
@@ -314,13 +317,13 @@ HttpProbe::HttpProbe(ProbeContext& ctx, std::shared_ptr<const HttpSpec> spec,
         return h.find(':') != std::string::npos && h.front() != '[' ? "[" + h + "]" : h;
       };
       std::string name = host;
-      if (sni && host != spec_->tls.server_name) {
-        u.set_host(spec_->tls.server_name);
-        url_ = std::string(u.buffer());
-        name = spec_->tls.server_name;
+      if (sni && host != spec_->tls->server_name) {
+        u.set_host(spec_->tls->server_name);
+        url_ = std::make_unique<const std::string>(u.buffer());
+        name = spec_->tls->server_name;
       }
       if (name != host || pinned) {
-        const std::string target = bracket(pinned ? options_.connect_address : host);
+        const std::string target = bracket(pinned ? options.connect_address : host);
         const std::string entry = bracket(name) + ":" + port + ":" + target + ":" + port;
         connect_to_ = curl_slist_append(connect_to_, entry.c_str());
       }
@@ -360,7 +363,7 @@ void HttpProbe::configure(SteadyClock::time_point deadline) {
     }
     if (!has_agent) headers_ = curl_slist_append(headers_, "User-Agent: vigie");
   }
-  curl_easy_setopt(e, CURLOPT_URL, url_.empty() ? spec_->url.c_str() : url_.c_str());
+  curl_easy_setopt(e, CURLOPT_URL, url_ ? url_->c_str() : spec_->url.c_str());
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, attempt_->error);
@@ -388,13 +391,13 @@ void HttpProbe::configure(SteadyClock::time_point deadline) {
   curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
   curl_easy_setopt(e, CURLOPT_CERTINFO, 1L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, spec_->tls.verify ? 1L : 0L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, spec_->tls.verify ? 2L : 0L);
-  if (!spec_->tls.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, spec_->tls.ca_file.c_str());
-  if (!spec_->tls.cert_file.empty()) {
-    curl_easy_setopt(e, CURLOPT_SSLCERT, spec_->tls.cert_file.c_str());
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, spec_->tls->verify ? 1L : 0L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, spec_->tls->verify ? 2L : 0L);
+  if (!spec_->tls->ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, spec_->tls->ca_file.c_str());
+  if (!spec_->tls->cert_file.empty()) {
+    curl_easy_setopt(e, CURLOPT_SSLCERT, spec_->tls->cert_file.c_str());
   }
-  if (!spec_->tls.key_file.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, spec_->tls.key_file.c_str());
+  if (!spec_->tls->key_file.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, spec_->tls->key_file.c_str());
 
   if (spec_->ip_version == "ip4") curl_easy_setopt(e, CURLOPT_IPRESOLVE, CURL_IPRESOLVE_V4);
   if (spec_->ip_version == "ip6") curl_easy_setopt(e, CURLOPT_IPRESOLVE, CURL_IPRESOLVE_V6);
@@ -411,10 +414,10 @@ void HttpProbe::configure(SteadyClock::time_point deadline) {
   }
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &onWrite);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, attempt_.get());
-  if (options_.wire_facts) {
+  if (wire_facts_) {
     attempt_->easy = e;
     attempt_->wire = true;
-    attempt_->verify = spec_->tls.verify;
+    attempt_->verify = spec_->tls->verify;
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &onHeader);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, attempt_.get());
     curl_easy_setopt(e, CURLOPT_FILETIME, 1L);
@@ -461,7 +464,7 @@ void HttpProbe::startCurl() {
 void HttpProbe::finish(CURLcode rc) {
   if (!running_) return;
   Result r = buildResult(rc);
-  if (options_.wire_facts) addWireFacts(r);
+  if (wire_facts_) addWireFacts(r);
   scrubSecrets(r, secrets_);
   running_ = false;
   ctx_.curl.release(easy_);  // everything needed was read into r
@@ -498,7 +501,7 @@ void HttpProbe::finishNative() {
   } else {
     judge(r, attempt_->body, o.content_type, false);
   }
-  if (options_.wire_facts) nativeWireFacts(r);
+  if (wire_facts_) nativeWireFacts(r);
   scrubSecrets(r, secrets_);
   running_ = false;
   Done done = std::move(done_);
@@ -696,7 +699,7 @@ Result HttpProbe::buildResult(CURLcode rc) {
     }
   }
 
-  if (options_.report_redirect_url && r.http_status >= 300 && r.http_status <= 399) {
+  if (report_redirect_url_ && r.http_status >= 300 && r.http_status <= 399) {
     const char* location = nullptr;
     curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &location);
     if (location != nullptr) r.info["redirect_url"] = cleanText(location);

@@ -120,17 +120,20 @@ class HttpProbe : public Probe {
 
   ProbeContext& ctx_;
   std::shared_ptr<const HttpSpec> spec_;  // never null
-  HttpProbeOptions options_;
   CURL* easy_ = nullptr;
   curl_slist* headers_ = nullptr;
   curl_slist* connect_to_ = nullptr;
-  std::string url_;  // spec_->url rewritten for an SNI override; empty: spec_->url
+  // spec_->url rewritten for an SNI override; null (nearly every check): spec_->url.
+  std::unique_ptr<const std::string> url_;
   std::vector<std::string> secrets_;  // what a target echoing the request must not show
   std::unique_ptr<Attempt> attempt_;  // while an attempt runs (null when idle)
   std::unique_ptr<NativeHttpClient> native_;  // null: libcurl
   SteadyClock::time_point deadline_{};        // of the running attempt
   std::uint64_t handoffs_ = 0;
   bool running_ = false;
+  // The options kept after construction (the pinned address goes into connect_to_).
+  bool wire_facts_ = false;
+  bool report_redirect_url_ = false;
   Done done_;
 };
 

@@ -387,7 +387,7 @@ TEST(HttpProbe, ConnectionRefused) {
 
 TEST(HttpProbe, TlsVerifiedWithTestCa) {
   HttpSpec s = spec(g->nginx->tlsUrl("/health_json_pass.json", kValid));
-  s.tls.ca_file = g->ca->caFile();
+  s.tls.edit().ca_file = g->ca->caFile();
   s.cert_min_days = 14;
   Outcome run = runProbe(s);
   const Result& r = run.result;
@@ -408,7 +408,7 @@ TEST(HttpProbe, TlsUntrustedWithoutCa) {
 
 TEST(HttpProbe, TlsVerifyOffPasses) {
   HttpSpec s = spec(g->nginx->tlsUrl("/text_ok.txt", kValid));
-  s.tls.verify = false;
+  s.tls.edit().verify = false;
   Outcome run = runProbe(s);
   EXPECT_EQ(run.result.status, Status::ok) << describe(run.result);
   EXPECT_TRUE(run.result.cert_expiry.has_value());
@@ -416,7 +416,7 @@ TEST(HttpProbe, TlsVerifyOffPasses) {
 
 TEST(HttpProbe, TlsCertificateExpiringSoon) {
   HttpSpec s = spec(g->nginx->tlsUrl("/text_ok.txt", kExpiring));
-  s.tls.ca_file = g->ca->caFile();
+  s.tls.edit().ca_file = g->ca->caFile();
   s.cert_min_days = 14;
   Outcome run = runProbe(s);
   EXPECT_EQ(run.result.reason, Reason::cert_expiring) << describe(run.result);
@@ -431,7 +431,7 @@ TEST(HttpProbe, TlsCertificateExpiringSoon) {
 
 TEST(HttpProbe, TlsExpiredCertificate) {
   HttpSpec s = spec(g->nginx->tlsUrl("/text_ok.txt", kExpired));
-  s.tls.ca_file = g->ca->caFile();
+  s.tls.edit().ca_file = g->ca->caFile();
   Outcome run = runProbe(s);
   EXPECT_EQ(run.result.reason, Reason::tls) << describe(run.result);
 }
@@ -440,8 +440,8 @@ TEST(HttpProbe, SniOverrideConnectsToConfiguredAddress) {
   // URL names 127.0.0.1; the certificate check uses server_name "localhost".
   HttpSpec s =
       spec("https://127.0.0.1:" + std::to_string(g->nginx->tlsPort(kValid)) + "/text_ok.txt");
-  s.tls.ca_file = g->ca->caFile();
-  s.tls.server_name = "localhost";
+  s.tls.edit().ca_file = g->ca->caFile();
+  s.tls.edit().server_name = "localhost";
   Outcome run = runProbe(s);
   EXPECT_EQ(run.result.status, Status::ok) << describe(run.result);
 }
@@ -494,7 +494,7 @@ TEST(HttpProbe, EndlessBodyIsCut) {
 TEST(HttpProbe, StalledTlsHandshakeTimesOut) {
   FaultServer f(FaultServer::Mode::tls_stall);
   HttpSpec s = spec(f.url());
-  s.tls.verify = false;
+  s.tls.edit().verify = false;
   Outcome run = runProbe(s, 1s);
   EXPECT_EQ(run.result.reason, Reason::timeout) << describe(run.result);
   EXPECT_NE(run.result.detail.find("TLS handshake"), std::string::npos) << run.result.detail;
@@ -518,7 +518,7 @@ TEST(CurlDriver, TwoHundredConcurrentProbesLeakNothing) {
       HttpSpec s;
       if (i % 4 == 0) {
         s = spec(g->nginx->tlsUrl("/health_json_pass.json", kValid));
-        s.tls.ca_file = g->ca->caFile();
+        s.tls.edit().ca_file = g->ca->caFile();
       } else if (i % 4 == 1) {
         s = spec("http://[::1]:" + std::to_string(g->nginx->port()) + "/spring/spring_up.json");
       } else {

@@ -286,8 +286,8 @@ void expectFullExample(const Config& c) {
   EXPECT_EQ(h.conditions[2].latency, 800ms);
   EXPECT_EQ(h.max_body, 1024u * 1024);
   EXPECT_FALSE(h.follow_redirects);
-  EXPECT_TRUE(h.tls.verify);
-  EXPECT_EQ(h.tls.ca_file, "/etc/ssl/osug-ca.pem");
+  EXPECT_TRUE(h.tls->verify);
+  EXPECT_EQ(h.tls->ca_file, "/etc/ssl/osug-ca.pem");
 
   const CheckConfig& db = s.checks[1];
   EXPECT_EQ(db.interval, 30s);  // from defaults
@@ -458,6 +458,50 @@ TEST(Config, DefaultsAndOverrides) {
   EXPECT_EQ(empty->history.store, "memory");
 }
 
+// Checks without a tls block share one default TlsSpec (copy on write); one with a
+// block has its own; the services vector keeps no spare capacity.
+TEST(Config, ChecksWithoutTlsShareTheDefault) {
+  std::string text = "services:\n";
+  for (int i = 0; i < 5; ++i) {
+    text += "  - {name: s" + std::to_string(i) +
+            ", checks: [{name: h, http: {url: \"http://127.0.0.1/" + std::to_string(i) + "\"}}]}\n";
+  }
+  text += "  - {name: t, checks: [{name: h, http: {url: \"https://t/\", tls: {verify: false, "
+          "ca_file: /ca.pem}}}]}\n";
+  const auto cfg = parseConfig(text, "vigie.yaml");
+  ASSERT_EQ(cfg->services.size(), 6u);
+  EXPECT_EQ(cfg->services.capacity(), cfg->services.size());
+  const auto& first = std::get<HttpSpec>(cfg->services[0].checks[0].spec);
+  for (int i = 0; i < 5; ++i) {
+    const auto& h = std::get<HttpSpec>(cfg->services[i].checks[0].spec);
+    EXPECT_TRUE(h.tls.sharedDefault()) << i;
+    EXPECT_EQ(&*h.tls, &*first.tls) << i;
+    EXPECT_TRUE(h.tls->verify);
+    EXPECT_EQ(h.tls->ca_file, "");
+  }
+  const auto& own = std::get<HttpSpec>(cfg->services[5].checks[0].spec);
+  EXPECT_FALSE(own.tls.sharedDefault());
+  EXPECT_FALSE(own.tls->verify);
+  EXPECT_EQ(own.tls->ca_file, "/ca.pem");
+  EXPECT_TRUE(first.tls->verify) << "the default is not changed by a check's own";
+
+  HttpSpec a;
+  a.tls.edit().server_name = "a.example";
+  EXPECT_FALSE(a.tls.sharedDefault());
+  HttpSpec b = a;  // shares a's settings until one of them edits
+  EXPECT_EQ(&*b.tls, &*a.tls);
+  b.tls.edit().server_name = "b.example";
+  EXPECT_EQ(a.tls->server_name, "a.example");
+  EXPECT_EQ(b.tls->server_name, "b.example");
+  EXPECT_EQ(HttpSpec{}.tls->server_name, "");
+  TlsSpec plain;
+  plain.ca_file = "/x.pem";
+  HttpSpec c;
+  c.tls = plain;  // as the ingress probe gives its HTTPS attempts its settings
+  EXPECT_EQ(c.tls->ca_file, "/x.pem");
+  EXPECT_TRUE(HttpSpec{}.tls.sharedDefault());
+}
+
 TEST(Config, EveryKindAndOption) {
   const std::string text =
       "services:\n"
@@ -522,8 +566,8 @@ TEST(Config, EveryKindAndOption) {
   EXPECT_EQ(h.cert_min_days, 7);
   EXPECT_EQ(h.ip_version, "ip6");
   EXPECT_EQ(h.body, "{\"q\": 1}");
-  EXPECT_FALSE(h.tls.verify);
-  EXPECT_EQ(h.tls.server_name, "s.example");
+  EXPECT_FALSE(h.tls->verify);
+  EXPECT_EQ(h.tls->server_name, "s.example");
   const auto& t = std::get<TcpSpec>(c[1].spec);
   EXPECT_EQ(t.address, "[::1]:5432");
   EXPECT_EQ(t.send, "PING\r\n");
@@ -586,8 +630,8 @@ TEST(Config, BlackboxModules) {
   EXPECT_EQ(h.conditions[0].value, "\\A(?![\\s\\S]*?(?:error))");
   EXPECT_TRUE(h.conditions[0].regex);
   EXPECT_EQ(h.conditions[1].value, "ok");
-  EXPECT_FALSE(h.tls.verify);
-  EXPECT_EQ(h.tls.ca_file, "/ca.pem");
+  EXPECT_FALSE(h.tls->verify);
+  EXPECT_EQ(h.tls->ca_file, "/ca.pem");
   EXPECT_EQ(h.ip_version, "ip4");
   const auto& t = std::get<TcpSpec>(cfg->modules.at("banner").spec);
   EXPECT_EQ(t.address, "");
