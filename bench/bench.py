@@ -282,6 +282,10 @@ def hung_server_main(port_file):
 class HungServer:
     def __init__(self, tmp):
         port_file = os.path.join(tmp, "hung.port")
+        # A file left by the previous run's server would name its (dead) port: every
+        # "hung" check would then be refused at once instead of hanging.
+        if os.path.exists(port_file):
+            os.remove(port_file)
         self.proc = subprocess.Popen(
             pinned(TARGET_CPU, [sys.executable, os.path.abspath(__file__), "--hung-server", port_file]))
         end = time.monotonic() + 10
