@@ -788,18 +788,10 @@ TEST(StandardRoutes, StopInTheMiddleOfBigScrapes) {
     auto done = std::async(std::launch::async, [&] { io->run(); });
     // Clients that ask and read nothing: the server waits on their windows with
     // pieces rendered or being rendered.
-    std::vector<int> fds;
+    std::vector<std::unique_ptr<Client>> clients;
     for (int i = 0; i < 4; ++i) {
-      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      ASSERT_GE(fd, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(server->port());
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-      const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-      ASSERT_EQ(::send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
-      fds.push_back(fd);
+      clients.push_back(std::make_unique<Client>(server->port()));
+      clients.back()->send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50 * (round + 1)));
     boost::asio::post(*io, [&] {
@@ -809,7 +801,7 @@ TEST(StandardRoutes, StopInTheMiddleOfBigScrapes) {
     ASSERT_EQ(done.wait_for(10s), std::future_status::ready);
     server.reset();
     io.reset();  // handlers still queued (pieces, connections) are destroyed here
-    for (int fd : fds) ::close(fd);
+    clients.clear();
   }
 }
 
