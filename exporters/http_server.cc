@@ -395,7 +395,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_keep_alive_ = keep_alive;
     source_ = head ? nullptr : std::move(r.source);
     source_end_ = false;
-    pulling_ = false;
     next_piece_.reset();
     stream_serializer_.emplace(h);
     writing_ = true;
@@ -408,14 +407,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void pull() {
-    pulling_ = true;
     source_->pull([self = shared_from_this()](std::string piece, bool failed) {
       self->onPiece(std::move(piece), failed);
     });
   }
 
   void onPiece(std::string piece, bool failed) {
-    pulling_ = false;
     if (closed_) return;
     if (failed) return close();
     if (piece.empty()) {
@@ -489,7 +486,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool chunked_ = true;
   bool stream_keep_alive_ = false;
   bool writing_ = false;
-  bool pulling_ = false;
   bool source_end_ = false;
   std::string remote_;
   bool closed_ = false;
@@ -650,28 +646,24 @@ void HttpServer::routeAsync(http::verb method, std::string path, HttpAsyncHandle
 void HttpServer::onStop(std::function<void()> fn) { state_->on_stop.push_back(std::move(fn)); }
 
 void HttpServer::stop() {
-  // The hooks run even for a server that never listened (its routes may own threads).
-  struct RunHooks {
-    State& state;
-    ~RunHooks() {
-      auto hooks = std::move(state.on_stop);
-      state.on_stop.clear();
-      for (auto& fn : hooks) fn();
+  if (!state_->stopped) {
+    state_->stopped = true;
+    for (auto& a : state_->acceptors) {
+      boost::system::error_code ec;
+      a->acceptor.close(ec);
+      a->retry.cancel();
     }
-  } run_hooks{*state_};
-  if (state_->stopped) return;
-  state_->stopped = true;
-  for (auto& a : state_->acceptors) {
-    boost::system::error_code ec;
-    a->acceptor.close(ec);
-    a->retry.cancel();
+    state_->acceptors.clear();
+    state_->turn_timer.cancel();
+    state_->deferred.clear();
+    // close() never runs completion handlers inline, so the set is stable here.
+    const std::vector<Connection*> open(state_->connections.begin(), state_->connections.end());
+    for (Connection* c : open) c->close();
   }
-  state_->acceptors.clear();
-  state_->turn_timer.cancel();
-  state_->deferred.clear();
-  // close() never runs completion handlers inline, so the set is stable here.
-  const std::vector<Connection*> open(state_->connections.begin(), state_->connections.end());
-  for (Connection* c : open) c->close();
+  // Also for a server that never listened (its routes may own threads).
+  auto hooks = std::move(state_->on_stop);
+  state_->on_stop.clear();
+  for (auto& fn : hooks) fn();
 }
 
 const HttpServerStats& HttpServer::stats() const { return state_->stats; }
