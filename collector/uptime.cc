@@ -1,6 +1,8 @@
 #include "collector/uptime.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 #include <limits>
 
 namespace vigie {
@@ -24,29 +26,64 @@ constexpr std::int32_t kNoHead = std::numeric_limits<std::int32_t>::min();
 
 UptimeTracker::UptimeTracker() { head_.fill(kNoHead); }
 
-UptimeTracker::Counts* UptimeTracker::slot(std::size_t tier, std::int64_t index) {
+std::size_t UptimeTracker::slot(std::size_t tier, std::int64_t index) {
   const auto n = static_cast<std::int64_t>(kCounts[tier]);
-  return &counts_[kFirst[tier] + static_cast<std::size_t>(((index % n) + n) % n)];
+  return kFirstBit[tier] + static_cast<std::size_t>(((index % n) + n) % n) * 2 * kBits[tier];
 }
 
-const UptimeTracker::Counts& UptimeTracker::slot(std::size_t tier, std::int64_t index) const {
-  const auto n = static_cast<std::int64_t>(kCounts[tier]);
-  return counts_[kFirst[tier] + static_cast<std::size_t>(((index % n) + n) % n)];
+// A slot's counters are read and written within the little-endian 64-bit word at
+// the slot's first byte (kBytes leaves room for the last one).
+namespace {
+std::uint64_t read8(const std::uint8_t* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
+  return v;
+}
+void write8(std::uint8_t* p, std::uint64_t v) {
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
+  std::memcpy(p, &v, sizeof v);
+}
+}  // namespace
+
+UptimeTracker::Counts UptimeTracker::load(std::size_t tier, std::size_t bit) const {
+  const std::uint64_t v = read8(bytes_.data() + bit / 8) >> (bit % 8);
+  return Counts{static_cast<std::uint32_t>(v & kMax[tier]),
+                static_cast<std::uint32_t>((v >> kBits[tier]) & kMax[tier])};
 }
 
-UptimeTracker::Counts* UptimeTracker::reach(std::size_t tier, std::int64_t index) {
-  if (index < 0 || index > std::numeric_limits<std::int32_t>::max()) return nullptr;
+void UptimeTracker::store(std::size_t tier, std::size_t bit, Counts c) {
+  const std::uint64_t mask = ((std::uint64_t{1} << (2 * kBits[tier])) - 1) << (bit % 8);
+  const std::uint64_t v = (std::uint64_t{c.good} | (std::uint64_t{c.total} << kBits[tier]))
+                          << (bit % 8);
+  std::uint8_t* p = bytes_.data() + bit / 8;
+  write8(p, (read8(p) & ~mask) | (v & mask));
+}
+
+void UptimeTracker::bump(std::size_t tier, std::size_t at, std::uint32_t good,
+                         std::uint32_t total) {
+  Counts c = load(tier, at);
+  // Saturation: only what still fits under kMax is counted, good first, so the
+  // bucket never holds more good than total.
+  const std::uint32_t add = std::min(total, kMax[tier] - c.total);
+  c.total += add;
+  c.good += std::min(good, add);
+  store(tier, at, c);
+}
+
+std::size_t UptimeTracker::reach(std::size_t tier, std::int64_t index) {
+  if (index < 0 || index > std::numeric_limits<std::int32_t>::max()) return kNone;
   const auto n = static_cast<std::int64_t>(kCounts[tier]);
   const std::int64_t head = head_[tier];
   if (head == kNoHead || index >= head + n) {
     // Newer than anything kept: the whole ring is in the past.
-    for (std::size_t i = 0; i < kCounts[tier]; ++i) counts_[kFirst[tier] + i] = Counts{};
+    for (std::int64_t i = 0; i < n; ++i) store(tier, slot(tier, i), Counts{});
     head_[tier] = static_cast<std::int32_t>(index);
   } else if (index > head) {
-    for (std::int64_t i = head + 1; i <= index; ++i) *slot(tier, i) = Counts{};
+    for (std::int64_t i = head + 1; i <= index; ++i) store(tier, slot(tier, i), Counts{});
     head_[tier] = static_cast<std::int32_t>(index);
   } else if (index <= head - n) {
-    return nullptr;  // older than the tier's window
+    return kNone;  // older than the tier's window
   }
   return slot(tier, index);
 }
@@ -54,10 +91,8 @@ UptimeTracker::Counts* UptimeTracker::reach(std::size_t tier, std::int64_t index
 void UptimeTracker::add(SystemClock::time_point at, std::uint32_t good, std::uint32_t total) {
   const auto s = unixSeconds(at);
   for (std::size_t t = 0; t < kCounts.size(); ++t) {
-    if (Counts* c = reach(t, floorDiv(s, kWidthSeconds[t]))) {
-      c->good += good;
-      c->total += total;
-    }
+    const std::size_t c = reach(t, floorDiv(s, kWidthSeconds[t]));
+    if (c != kNone) bump(t, c, std::min(good, total), total);
   }
 }
 
@@ -71,10 +106,10 @@ void UptimeTracker::addSpan(SystemClock::time_point from, SystemClock::time_poin
     for (std::int64_t at = start_ms; at < end_ms;) {
       const std::int64_t index = floorDiv(at, width_ms);
       const std::int64_t until = std::min((index + 1) * width_ms, end_ms);
-      if (Counts* c = reach(t, index)) {
+      const std::size_t c = reach(t, index);
+      if (c != kNone) {
         const auto ms = static_cast<std::uint32_t>(until - at);
-        c->total += ms;
-        if (good) c->good += ms;
+        bump(t, c, good ? ms : 0, ms);
       }
       at = until;
     }
@@ -93,7 +128,7 @@ UptimeRatios UptimeTracker::ratios(SystemClock::time_point now) const {
     std::uint64_t good = 0;
     std::uint64_t total = 0;
     for (auto i = from; i <= to; ++i) {
-      const Counts& c = slot(t, i);
+      const Counts c = load(t, slot(t, i));
       good += c.good;
       total += c.total;
     }
@@ -110,7 +145,7 @@ std::vector<UptimeTracker::StoredBucket> UptimeTracker::buckets(SystemClock::tim
     const auto n = static_cast<std::int64_t>(kCounts[t]);
     const auto oldest = floorDiv(s, kWidthSeconds[t]) - n + 1;
     for (auto i = std::max(oldest, std::int64_t{head_[t]} - n + 1); i <= head_[t]; ++i) {
-      const Counts& c = slot(t, i);
+      const Counts c = load(t, slot(t, i));
       if (c.total > 0) {
         out.push_back(StoredBucket{static_cast<std::uint8_t>(t), static_cast<std::int32_t>(i),
                                    c.good, c.total});
@@ -128,7 +163,7 @@ std::vector<UptimeTracker::StoredBucket> UptimeTracker::recent(SystemClock::time
     const auto n = static_cast<std::int64_t>(kCounts[t]);
     const auto current = floorDiv(s, kWidthSeconds[t]);
     for (auto i = std::max(current - 1, std::int64_t{head_[t]} - n + 1); i <= head_[t]; ++i) {
-      const Counts& c = slot(t, i);
+      const Counts c = load(t, slot(t, i));
       if (c.total > 0) {
         out.push_back(StoredBucket{static_cast<std::uint8_t>(t), static_cast<std::int32_t>(i),
                                    c.good, c.total});
@@ -141,7 +176,18 @@ std::vector<UptimeTracker::StoredBucket> UptimeTracker::recent(SystemClock::time
 void UptimeTracker::restore(const std::vector<StoredBucket>& buckets) {
   for (const StoredBucket& sb : buckets) {
     if (sb.tier >= kCounts.size() || sb.index < 0) continue;
-    if (Counts* c = reach(sb.tier, sb.index)) *c = Counts{sb.good, sb.total};
+    const std::size_t c = reach(sb.tier, sb.index);
+    if (c == kNone) continue;
+    // Counts the previous 32-bit buckets held past kMax (only from a rate of more
+    // than one result a millisecond) come back scaled to it, ratio kept.
+    const std::uint64_t max = kMax[sb.tier];
+    std::uint64_t total = sb.total;
+    std::uint64_t good = std::min<std::uint64_t>(sb.good, total);
+    if (total > max) {
+      good = good * max / total;
+      total = max;
+    }
+    store(sb.tier, c, Counts{static_cast<std::uint32_t>(good), static_cast<std::uint32_t>(total)});
   }
 }
 

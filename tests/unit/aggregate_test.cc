@@ -1,6 +1,9 @@
 // Services, groups and clusters from checks; dependency causes; maintenance;
 // flapping; uptime windows; events. Time is passed in: no clocks, no sleeps.
 
+#include <map>
+#include <random>
+
 #include <gtest/gtest.h>
 
 #include "collector/aggregate.h"
@@ -294,6 +297,135 @@ TEST(Uptime, OlderResultsInsideTheWindowCountOlderOutsideDoNot) {
   EXPECT_DOUBLE_EQ(*r[0], 1.0);
   EXPECT_NEAR(*r[1], 2.0 / 3.0, 1e-12);
   EXPECT_EQ(u.buckets(at(t0 + 3000 + 2 * 3600)).size(), 1u + 2u + 1u + 1u);
+}
+
+TEST(Uptime, CountersHoldAWholeBucketOfMillisecondsExactly) {
+  const std::int64_t t0 = 1'800'000'000 - 1'800'000'000 % 86400;
+  UptimeTracker u;
+  u.addSpan(at(t0), at(t0 + 86400), true);  // a whole day up, counted in ms
+  u.addSpan(at(t0 + 86400), at(t0 + 86400) + std::chrono::milliseconds(1), false);
+  const auto b = u.buckets(at(t0 + 86400));
+  std::array<std::uint64_t, 4> total{};
+  std::array<std::uint64_t, 4> largest{};
+  for (const auto& x : b) {
+    total[x.tier] += x.total;
+    largest[x.tier] = std::max<std::uint64_t>(largest[x.tier], x.total);
+    EXPECT_LE(x.total, UptimeTracker::kMax[x.tier]);
+  }
+  EXPECT_EQ(largest[0], 300'000u);
+  EXPECT_EQ(largest[1], 3'600'000u);
+  EXPECT_EQ(largest[2], 21'600'000u);
+  EXPECT_EQ(largest[3], 86'400'000u);
+  // Tier 3 holds the whole day and the 1 ms after it.
+  EXPECT_EQ(total[3], 86'400'001u);
+  EXPECT_NEAR(*u.ratios(at(t0 + 86400))[3], 86'400'000.0 / 86'400'001.0, 1e-15);
+  // What the previous version stored (32-bit counts) restores exactly while it fits.
+  UptimeTracker copy;
+  copy.restore(b);
+  EXPECT_EQ(copy.buckets(at(t0 + 86400)).size(), b.size());
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    EXPECT_EQ(copy.buckets(at(t0 + 86400))[i].good, b[i].good);
+    EXPECT_EQ(copy.buckets(at(t0 + 86400))[i].total, b[i].total);
+  }
+}
+
+TEST(Uptime, ABucketSaturatesAtItsBoundKeepingItsRatio) {
+  const std::int64_t t0 = 1'800'000'000 - 1'800'000'000 % 86400;
+  const auto idx = [&](std::size_t tier) {
+    return static_cast<std::int32_t>(t0 / UptimeTracker::kWidthSeconds[tier]);
+  };
+  const std::uint32_t max0 = UptimeTracker::kMax[0];
+  EXPECT_EQ(max0, (1u << 19) - 1);
+  UptimeTracker u;
+  // One result short of the 5-minute bucket's bound, all good.
+  u.restore({{0, idx(0), max0 - 1, max0 - 1}});
+  u.add(at(t0), 1, 1);  // fills it
+  u.add(at(t0), 0, 1);  // past the bound: left out of tier 0, counted above
+  u.add(at(t0), 0, 5);
+  auto find = [&](std::uint8_t tier) {
+    for (const auto& x : u.buckets(at(t0))) {
+      if (x.tier == tier) return x;
+    }
+    return UptimeTracker::StoredBucket{};
+  };
+  EXPECT_EQ(find(0).total, max0);
+  EXPECT_EQ(find(0).good, max0);
+  EXPECT_DOUBLE_EQ(*u.ratios(at(t0))[0], 1.0);
+  EXPECT_EQ(find(1).total, 7u);
+  EXPECT_EQ(find(1).good, 1u);
+  // A partial fit counts what fits, good first.
+  UptimeTracker v;
+  v.restore({{0, idx(0), 0, max0 - 2}});
+  v.add(at(t0), 3, 5);
+  const auto b = v.buckets(at(t0));
+  ASSERT_FALSE(b.empty());
+  EXPECT_EQ(b[0].tier, 0);
+  EXPECT_EQ(b[0].total, max0);
+  EXPECT_EQ(b[0].good, 2u);
+  // A stored count past the bound (possible before the counters narrowed) comes
+  // back scaled to it, ratio kept; good never exceeds total.
+  UptimeTracker w;
+  w.restore({{0, idx(0), 3'000'000, 4'000'000}, {3, idx(3), 900'000'000, 800'000'000}});
+  const auto r = w.ratios(at(t0));
+  EXPECT_NEAR(*r[0], 0.75, 1e-6);
+  EXPECT_DOUBLE_EQ(*r[3], 1.0);
+  for (const auto& x : w.buckets(at(t0))) {
+    EXPECT_EQ(x.total, UptimeTracker::kMax[x.tier]);
+    EXPECT_LE(x.good, x.total);
+  }
+  // The tracker is no bigger than its packed counters (19, 22, 25, 27 bits twice a
+  // bucket: 567 bytes) and the four heads.
+  EXPECT_LE(sizeof(UptimeTracker), 584u);
+}
+
+// The packed counters against a plain model: random results at random times
+// (mostly forward, some late), every bucket compared exactly after each one.
+TEST(Uptime, PackedBucketsMatchAPlainModel) {
+  const std::int64_t t0 = 1'800'000'000 - 1'800'000'000 % 86400;
+  struct Event {
+    std::array<std::int64_t, 4> index;
+    std::array<bool, 4> kept;
+    std::uint32_t good, total;
+  };
+  std::vector<Event> events;
+  std::array<std::int64_t, 4> head{-1, -1, -1, -1};
+  UptimeTracker u;
+  std::mt19937 rng(42);
+  std::int64_t now = t0;
+  for (int i = 0; i < 3000; ++i) {
+    now += std::uniform_int_distribution<std::int64_t>(0, 1500)(rng);
+    const std::int64_t s = now - (rng() % 8 == 0 ? std::int64_t(rng() % (9 * 86400)) : 0);
+    const auto total = static_cast<std::uint32_t>(rng() % 100 + 1);
+    const auto good = static_cast<std::uint32_t>(rng() % (total + 1));
+    Event e{};
+    for (std::size_t t = 0; t < 4; ++t) {
+      const auto n = static_cast<std::int64_t>(UptimeTracker::kCounts[t]);
+      e.index[t] = s / UptimeTracker::kWidthSeconds[t];
+      e.kept[t] = e.index[t] > head[t] - n;
+      head[t] = std::max(head[t], e.index[t]);
+    }
+    e.good = good;
+    e.total = total;
+    events.push_back(e);
+    u.add(at(s), good, total);
+
+    std::map<std::pair<int, std::int64_t>, std::pair<std::uint64_t, std::uint64_t>> want;
+    for (std::size_t t = 0; t < 4; ++t) {
+      const auto n = static_cast<std::int64_t>(UptimeTracker::kCounts[t]);
+      const std::int64_t from =
+          std::max(now / UptimeTracker::kWidthSeconds[t] - n + 1, head[t] - n + 1);
+      for (const Event& x : events) {
+        if (x.kept[t] && x.index[t] >= from && x.index[t] <= head[t]) {
+          auto& w = want[{static_cast<int>(t), x.index[t]}];
+          w.first += x.good;
+          w.second += x.total;
+        }
+      }
+    }
+    std::map<std::pair<int, std::int64_t>, std::pair<std::uint64_t, std::uint64_t>> got;
+    for (const auto& b : u.buckets(at(now))) got[{b.tier, b.index}] = {b.good, b.total};
+    ASSERT_EQ(got, want) << "after result " << i;
+  }
 }
 
 TEST(Events, PagingNewestFirst) {
