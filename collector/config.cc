@@ -23,40 +23,6 @@
 
 namespace vigie {
 
-SharedCustomMapping::SharedCustomMapping() {
-  static const auto kDefault = std::make_shared<const CustomHealthMapping>();
-  p_ = kDefault;
-}
-
-CustomHealthMapping& SharedCustomMapping::edit() {
-  if (p_.use_count() > 1) p_ = std::make_shared<const CustomHealthMapping>(*p_);
-  // Every mapping here is made non-const and, once copied, owned by this spec alone.
-  return const_cast<CustomHealthMapping&>(*p_);
-}
-namespace {
-const std::shared_ptr<const TlsSpec>& defaultTls() {
-  static const auto kDefault = std::make_shared<const TlsSpec>();
-  return kDefault;
-}
-}  // namespace
-
-SharedTlsSpec::SharedTlsSpec() : p_(defaultTls()) {}
-
-SharedTlsSpec::SharedTlsSpec(const TlsSpec& t) : p_(std::make_shared<const TlsSpec>(t)) {}
-
-SharedTlsSpec& SharedTlsSpec::operator=(const TlsSpec& t) {
-  p_ = std::make_shared<const TlsSpec>(t);
-  return *this;
-}
-
-TlsSpec& SharedTlsSpec::edit() {
-  if (p_.use_count() > 1 || p_ == defaultTls()) p_ = std::make_shared<const TlsSpec>(*p_);
-  // Every TlsSpec here is made non-const and, once copied, owned by this spec alone.
-  return const_cast<TlsSpec&>(*p_);
-}
-
-bool SharedTlsSpec::sharedDefault() const { return p_ == defaultTls(); }
-
 namespace {
 
 using Node = ConfigTree;
@@ -252,7 +218,7 @@ struct Ref {
 
 class Loader {
  public:
-  explicit Loader(std::string file) : file_(std::move(file)) {}
+  explicit Loader(std::string file) : file_(std::move(file)), pos_file_(file_) {}
 
   std::vector<ConfigError>& errors() { return errors_; }
 
@@ -723,11 +689,11 @@ class Loader {
   }
 
   // `tls: true` or `tls: {verify: false, ...}` (which implies true).
-  void tcpTls(const Node* n, const std::string& path, bool& on, TlsSpec& t) {
+  void tcpTls(const Node* n, const std::string& path, bool& on, SharedTlsSpec& t) {
     if (!n) return;
     if (n->data().kind == NodeKind::map) {
       on = true;
-      tls(n, path, t);
+      tls(n, path, t.edit());
     } else {
       boolean(n, path, on);
     }
@@ -870,7 +836,7 @@ class Loader {
 
   void check(const Node& n, const std::string& path, const std::string& service,
              const Defaults& defaults, CheckConfig& c) {
-    c.pos = SourcePos{file_, n.data().line};
+    c.pos = SourcePos{pos_file_, n.data().line};
     c.interval = defaults.interval;
     c.timeout = defaults.timeout;
     c.failure_threshold = defaults.failure_threshold;
@@ -1147,7 +1113,7 @@ class Loader {
            t.query_response.push_back(std::move(step));
          });
     boolean(f["tls"], f.path("tls"), t.tls);
-    moduleTls(f["tls_config"], f.path("tls_config"), t.tls_config);
+    if (f["tls_config"]) moduleTls(f["tls_config"], f.path("tls_config"), t.tls_config.edit());
     ipVersion(f["preferred_ip_protocol"], f.path("preferred_ip_protocol"), t.ip_version);
   }
 
@@ -1201,7 +1167,7 @@ class Loader {
     each(f["services"], "services", [&](const Node& item, const std::string& p) {
       Fields s(*this, item, p, {"name", "group", "description", "labels", "depends_on", "checks"});
       ServiceConfig sc;
-      sc.pos = SourcePos{file_, item.data().line};
+      sc.pos = SourcePos{pos_file_, item.data().line};
       if (s.required("name") && name(s["name"], s.path("name"), sc.name)) {
         service_names.add(sc.name, s["name"]->data().line, s.path("name"));
       }
@@ -1387,6 +1353,7 @@ class Loader {
 
  private:
   std::string file_;
+  CopyOnWrite<std::string> pos_file_;  // file_, shared by every SourcePos
   std::vector<ConfigError> errors_;
 };
 

@@ -21,9 +21,44 @@ namespace vigie {
 
 using Duration = std::chrono::milliseconds;
 
-/// Where a value came from, for messages: "vigie.yaml:41".
+/// A value shared, copy on write, by every holder that keeps it as it is: holders
+/// copied from one another (or made with the default) hold one object between
+/// them instead of one each, 16 bytes inline. Reads as the value; assigning a T or
+/// edit() gives the holder its own. Made and edited on one thread (the config
+/// loader, a test); read-only afterwards, from any thread.
+template <class T>
+class CopyOnWrite {
+ public:
+  CopyOnWrite() : p_(defaultValue()) {}  // T{}, shared by every default holder
+  CopyOnWrite(const T& t) : p_(std::make_shared<T>(t)) {}  // NOLINT: made from a T
+  CopyOnWrite& operator=(const T& t) {
+    p_ = std::make_shared<T>(t);
+    return *this;
+  }
+  const T& operator*() const { return *p_; }
+  const T* operator->() const { return p_.get(); }
+  operator const T&() const { return *p_; }  // NOLINT: reads as one
+  /// The value of this holder's own to change (copied first when shared).
+  T& edit() {
+    if (p_.use_count() > 1 || p_ == defaultValue()) p_ = std::make_shared<T>(*p_);
+    // Every value but the default is made non-const, and is now this holder's alone.
+    return const_cast<T&>(*p_);
+  }
+  /// True when the holder shares the default object. For tests.
+  bool sharedDefault() const { return p_ == defaultValue(); }
+
+ private:
+  static const std::shared_ptr<const T>& defaultValue() {
+    static const auto kDefault = std::make_shared<const T>();
+    return kDefault;
+  }
+  std::shared_ptr<const T> p_;
+};
+
+/// Where a value came from, for messages: "vigie.yaml:41". The file name is shared
+/// by every position read from one file.
 struct SourcePos {
-  std::string file;
+  CopyOnWrite<std::string> file;
   int line = 0;  // 1-based; 0 when unknown
 };
 
@@ -35,43 +70,15 @@ struct TlsSpec {
   std::string server_name;    // SNI override (optional)
 };
 
-/// HttpSpec::tls: a TlsSpec shared, copy on write, by every check that keeps the
-/// default (no `tls:` block): 50,000 plain checks hold one copy of its four strings
-/// instead of one each (136 bytes inline). Reads as the TlsSpec; assigning a TlsSpec
-/// gives the spec its own.
-class SharedTlsSpec {
- public:
-  SharedTlsSpec();  // the default: verify, system store, no client certificate, no SNI
-  SharedTlsSpec(const TlsSpec& t);             // NOLINT: made from a TlsSpec
-  SharedTlsSpec& operator=(const TlsSpec& t);
-  const TlsSpec& operator*() const { return *p_; }
-  const TlsSpec* operator->() const { return p_.get(); }
-  operator const TlsSpec&() const { return *p_; }  // NOLINT: reads as one
-  /// Settings of this spec's own to change (copied first when shared).
-  TlsSpec& edit();
-  /// True when the spec holds the default object shared by every check without a
-  /// `tls:` block. For tests.
-  bool sharedDefault() const;
+/// HttpSpec::tls, TcpSpec::tls_config: a TlsSpec shared by every check that keeps
+/// the default (no `tls:` block): 50,000 plain checks hold one copy of its four
+/// strings instead of one each (136 bytes inline). The default: verify, system
+/// store, no client certificate, no SNI.
+using SharedTlsSpec = CopyOnWrite<TlsSpec>;
 
- private:
-  std::shared_ptr<const TlsSpec> p_;
-};
-
-/// HttpSpec::custom: a CustomHealthMapping shared, copy on write, by every check that
-/// keeps the default (all but those with `health_format: custom`): 50,000 checks hold
-/// one copy of its strings and vectors instead of one each. Reads as the mapping.
-class SharedCustomMapping {
- public:
-  SharedCustomMapping();  // the default mapping
-  const CustomHealthMapping& operator*() const { return *p_; }
-  const CustomHealthMapping* operator->() const { return p_.get(); }
-  operator const CustomHealthMapping&() const { return *p_; }  // NOLINT: reads as one
-  /// A mapping of this spec's own to change (copied first when shared).
-  CustomHealthMapping& edit();
-
- private:
-  std::shared_ptr<const CustomHealthMapping> p_;
-};
+/// HttpSpec::custom: a CustomHealthMapping shared by every check that keeps the
+/// default (all but those with `health_format: custom`).
+using SharedCustomMapping = CopyOnWrite<CustomHealthMapping>;
 
 struct HttpSpec {
   std::string url;
@@ -80,18 +87,18 @@ struct HttpSpec {
   std::string body;                            // request body (optional)
   std::vector<int> expect_status;              // empty: any 2xx
   HealthFormat health_format = HealthFormat::auto_detect;
+  int max_redirects = 10;
   SharedCustomMapping custom;
   std::vector<ConditionSpec> conditions;
   std::uint64_t max_body = 1024 * 1024;        // bytes; the transfer is cut past it
-  bool follow_redirects = false;
-  int max_redirects = 10;
   SharedTlsSpec tls;
   std::optional<int> cert_min_days;            // fail when the certificate expires sooner
-  std::string ip_version;                      // "", "ip4", "ip6"
+  bool follow_redirects = false;
   // From blackbox modules (/probe); unset by vigie's own `http:` checks.
   bool fail_if_ssl = false;                    // fail when the final response came over TLS
   bool fail_if_not_ssl = false;                // fail when it did not
-  std::vector<std::string> valid_http_versions;  // "HTTP/1.1", "HTTP/2.0"; empty: any
+  std::string ip_version;                      // "", "ip4", "ip6"
+  std::vector<std::string> valid_http_versions;  // blackbox: "HTTP/1.1", "HTTP/2.0"; empty: any
 };
 
 /// One step of a blackbox tcp module's query_response, kept as written.
@@ -106,7 +113,7 @@ struct TcpSpec {
   std::string send;     // optional
   std::string expect;   // optional regex on what is read back
   bool tls = false;
-  TlsSpec tls_config;
+  SharedTlsSpec tls_config;
   std::string ip_version;                     // "", "ip4", "ip6" (blackbox preferred_ip_protocol)
   std::vector<TcpQueryStep> query_response;   // blackbox modules only; empty otherwise
 };

@@ -65,7 +65,7 @@ int checkConfig(const std::vector<std::string>& files) {
         for (const auto& c : s.checks) {
           if (!probeKindAvailable(c.spec)) {
             std::cerr << fmt::format("{}:{}: {}: probe kind \"{}\" is not available in this build\n",
-                                     c.pos.file, c.pos.line, c.key, probeKindName(c.spec));
+                                     *c.pos.file, c.pos.line, c.key, probeKindName(c.spec));
             rc = 1;
           }
         }

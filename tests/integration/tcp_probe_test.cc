@@ -271,7 +271,7 @@ TEST(TcpProbe, TlsVerifiedAgainstTheCa) {
     Fixture f;
     TcpSpec s = spec(address, "GET / HTTP/1.0\r\n\r\n", "^HTTP/1\\.1 [0-9]+");
     s.tls = true;
-    s.tls_config.ca_file = ca.caFile();
+    s.tls_config.edit().ca_file = ca.caFile();
     TcpProbe probe(f.ctx, s, TcpProbeOptions{true});
     auto r = f.run(probe, 3s);
     ASSERT_TRUE(r);

@@ -359,7 +359,7 @@ TEST(Config, FullExampleLoads) {
   auto cfg = parseConfig(readFile(std::string(VIGIE_SOURCE_DIR) + "/examples/full.yaml"),
                          "examples/full.yaml", &env);
   expectFullExample(*cfg);
-  EXPECT_EQ(cfg->services[0].checks[0].pos.file, "full.yaml");
+  EXPECT_EQ(*cfg->services[0].checks[0].pos.file, "full.yaml");
   EXPECT_EQ(cfg->services[0].checks[0].pos.line, 21);
 }
 
@@ -436,7 +436,7 @@ TEST(Config, DefaultsAndOverrides) {
   EXPECT_TRUE(checks[0].critical);
   const auto& t = std::get<TcpSpec>(checks[0].spec);
   EXPECT_TRUE(t.tls);
-  EXPECT_FALSE(t.tls_config.verify);
+  EXPECT_FALSE(t.tls_config->verify);
   EXPECT_EQ(checks[1].interval, 20s);
   EXPECT_EQ(checks[1].timeout, 10s);
   EXPECT_EQ(checks[1].failure_threshold, 1);
@@ -500,6 +500,53 @@ TEST(Config, ChecksWithoutTlsShareTheDefault) {
   c.tls = plain;  // as the ingress probe gives its HTTPS attempts its settings
   EXPECT_EQ(c.tls->ca_file, "/x.pem");
   EXPECT_TRUE(HttpSpec{}.tls.sharedDefault());
+}
+
+// TCP checks share the default TlsSpec as HTTP checks do, and every position read
+// from one file shares its name: neither is copied per check.
+TEST(Config, TcpChecksAndPositionsShareWhatTheyDoNotChange) {
+  const std::string text =
+      "services:\n"
+      "  - {name: a, checks: [{name: t, tcp: {address: \"127.0.0.1:1\"}},\n"
+      "                       {name: u, tcp: {address: \"127.0.0.1:2\", tls: true}}]}\n"
+      "  - {name: b, checks: [{name: t, tcp: {address: \"127.0.0.1:3\", tls: {verify: false}}}]}\n";
+  const auto cfg = parseConfig(text, "a-rather-long-config-file-name.yaml");
+  const auto& plain = std::get<TcpSpec>(cfg->services[0].checks[0].spec);
+  const auto& on = std::get<TcpSpec>(cfg->services[0].checks[1].spec);
+  const auto& own = std::get<TcpSpec>(cfg->services[1].checks[0].spec);
+  EXPECT_FALSE(plain.tls);
+  EXPECT_TRUE(plain.tls_config.sharedDefault());
+  EXPECT_TRUE(on.tls);
+  EXPECT_TRUE(on.tls_config.sharedDefault());
+  EXPECT_TRUE(on.tls_config->verify);
+  EXPECT_TRUE(own.tls);
+  EXPECT_FALSE(own.tls_config.sharedDefault());
+  EXPECT_FALSE(own.tls_config->verify);
+  EXPECT_TRUE(SharedTlsSpec{}->verify) << "the default is not changed by a check's own";
+
+  const auto& c0 = cfg->services[0].checks[0].pos;
+  EXPECT_EQ(*c0.file, "a-rather-long-config-file-name.yaml");
+  EXPECT_EQ(c0.line, 2);
+  EXPECT_EQ(cfg->services[0].checks[1].pos.line, 3);
+  EXPECT_EQ(cfg->services[1].checks[0].pos.line, 4);
+  EXPECT_EQ(&*c0.file, &*cfg->services[0].checks[1].pos.file);
+  EXPECT_EQ(&*c0.file, &*cfg->services[1].checks[0].pos.file);
+  EXPECT_EQ(&*c0.file, &*cfg->services[1].pos.file);
+
+  // One CopyOnWrite for every shared setting: a copy shares until it edits.
+  CopyOnWrite<std::string> x = std::string("x");
+  CopyOnWrite<std::string> y = x;
+  EXPECT_EQ(&*x, &*y);
+  y.edit() += "y";
+  EXPECT_EQ(*x, "x");
+  EXPECT_EQ(*y, "xy");
+  EXPECT_TRUE(CopyOnWrite<std::string>{}.sharedDefault());
+  EXPECT_FALSE(x.sharedDefault());
+
+  // The TCP spec is no longer the widest kind: the variant is as wide as HttpSpec.
+  EXPECT_LT(sizeof(TcpSpec), sizeof(HttpSpec));
+  EXPECT_LE(sizeof(ProbeSpec), sizeof(HttpSpec) + 8);
+  EXPECT_LE(sizeof(HttpSpec), 288u);
 }
 
 TEST(Config, EveryKindAndOption) {
@@ -639,7 +686,7 @@ TEST(Config, BlackboxModules) {
   EXPECT_EQ(t.query_response[0].expect, "^SSH-2.0-");
   EXPECT_EQ(t.query_response[1].send, "QUIT");
   EXPECT_TRUE(t.tls);
-  EXPECT_TRUE(t.tls_config.verify);
+  EXPECT_TRUE(t.tls_config->verify);
 }
 
 TEST(Config, EnvSubstitutionAtLoad) {
