@@ -340,10 +340,14 @@ void Aggregator::restoreService(const std::string& name,
 }
 
 std::vector<std::pair<std::string, std::vector<UptimeTracker::StoredBucket>>>
-Aggregator::serviceBuckets(SystemClock::time_point now) const {
+Aggregator::serviceBuckets(SystemClock::time_point now) {
   std::vector<std::pair<std::string, std::vector<UptimeTracker::StoredBucket>>> out;
   out.reserve(services_.size());
-  for (const auto& [name, m] : services_) out.emplace_back(name, m.uptime.buckets(now));
+  for (auto& [name, m] : services_) {
+    if (counts(m.state)) m.uptime.addSpan(m.accounted, now, good(m.state));
+    if (now > m.accounted) m.accounted = now;
+    out.emplace_back(name, m.uptime.buckets(now));
+  }
   return out;
 }
 

@@ -52,9 +52,11 @@ class Aggregator {
   /// Loads service uptime buckets read back from a history store.
   void restoreService(const std::string& name, const std::vector<UptimeTracker::StoredBucket>& b);
 
-  /// Uptime buckets of every service, for the history store.
+  /// Uptime buckets of every service, for the history store, after counting the
+  /// time since the last update to the services' states (update() runs only when
+  /// something may have changed, not on a clock).
   std::vector<std::pair<std::string, std::vector<UptimeTracker::StoredBucket>>> serviceBuckets(
-      SystemClock::time_point now) const;
+      SystemClock::time_point now);
 
  private:
   struct Memory {

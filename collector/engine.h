@@ -115,6 +115,8 @@ class Engine {
   void complete(Scheduler::Id id, std::uint64_t attempt, Result result);
   void swapPendingProbe(Session& s);
   void armTick();
+  void sweepOverdue(SteadyClock::time_point now);
+  void timeOut(Session& s);
   void flushUptime();
   void applyInFlightCap();
   void outOfDescriptors();
@@ -148,6 +150,16 @@ class Engine {
   // Something the aggregation reads changed since the last one: a check's state or
   // flapping, the config, restored history.
   bool aggregate_due_ = true;
+  // Attempts of probes that time themselves (Probe::timesItself), by deadline: a
+  // min-heap swept every second instead of a timer per attempt. Items of attempts
+  // that ended leave it when their deadline passes.
+  struct Overdue {
+    SteadyClock::time_point at;
+    Scheduler::Id id;
+    std::uint64_t attempt;
+    bool operator>(const Overdue& o) const { return at > o.at; }
+  };
+  std::vector<Overdue> overdue_;
   std::vector<Scheduler::Id> uptime_dirty_;  // checks with results since the last flush
   SelfStats self_stats_;
   std::vector<Scheduler::Start> starts_;  // reused buffer

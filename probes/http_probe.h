@@ -95,6 +95,7 @@ class HttpProbe : public Probe {
   void start(SteadyClock::time_point deadline, Done done) override;
   /// Stops the running attempt; its done is never called. No-op when idle.
   void cancel() override;
+  bool timesItself() const override { return true; }  // its own timer ends it
 
   /// True when attempts go through vigie's own HTTP/1.1 client (plain http:// to an
   /// IP address, see probes/http_native.h), false when through libcurl. Decided once,

@@ -189,6 +189,11 @@ class Probe {
   virtual ~Probe() = default;
   virtual void start(SteadyClock::time_point deadline, Done done) = 0;
   virtual void cancel() = 0;
+  /// True when the probe answers by `deadline` by itself (its own timer), so the
+  /// engine needs no timer of its own per attempt: it only sweeps, every second,
+  /// for an attempt still running past its deadline (a safety net). False: the
+  /// engine arms a timer per attempt and answers "timeout" for the probe.
+  virtual bool timesItself() const { return false; }
 };
 
 }  // namespace vigie

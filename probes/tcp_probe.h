@@ -63,6 +63,7 @@ public:
   void start(SteadyClock::time_point deadline, Done done) override;
   /// Stops the running attempt; its done is never called. No-op when idle.
   void cancel() override;
+  bool timesItself() const override { return true; }  // its own timer ends it
 
 private:
   struct Attempt;

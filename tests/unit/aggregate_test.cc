@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "collector/aggregate.h"
 #include "collector/check_state.h"
 #include "collector/config.h"
@@ -561,6 +563,42 @@ TEST(Aggregator, ServiceEventsUptimeAndLastChange) {
   snap = step(t0 + 1400, CheckState::up, CheckState::up);
   EXPECT_EQ(service(snap, "api").last_change, at(t0 + 1400));
   EXPECT_FALSE(service(snap, "api").uptime[0]);
+}
+
+// Nothing re-aggregates on a clock: the history flush counts a service's time up to
+// the flush itself, from the state of the last update.
+TEST(Aggregator, ServiceBucketsCountTheTimeSinceTheLastUpdate) {
+  auto cfg = makeConfig({{"db", {{"tcp", true}}, {}}, {"api", {{"h", true}}, {}}});
+  EventLog log;
+  Aggregator agg(log, nullptr);
+  const std::int64_t t0 = 1'800'000'000 - 1'800'000'000 % 86400;
+  auto snap = snapshotOf(cfg, {{"db/tcp", CheckState::up}, {"api/h", CheckState::down}});
+  aggregate(snap, at(t0));
+  agg.update(snap, at(t0));
+  const auto sum = [](const std::vector<UptimeTracker::StoredBucket>& b, std::uint8_t tier) {
+    std::pair<std::uint64_t, std::uint64_t> gt{0, 0};
+    for (const auto& x : b) {
+      if (x.tier != tier) continue;
+      gt.first += x.good;
+      gt.second += x.total;
+    }
+    return gt;
+  };
+  auto buckets = agg.serviceBuckets(at(t0 + 90));  // no update in between
+  std::map<std::string, std::vector<UptimeTracker::StoredBucket>> by(buckets.begin(),
+                                                                     buckets.end());
+  ASSERT_EQ(by.size(), 2u);
+  EXPECT_EQ(sum(by["db"], 0), std::make_pair(std::uint64_t{90'000}, std::uint64_t{90'000}));
+  EXPECT_EQ(sum(by["api"], 0), std::make_pair(std::uint64_t{0}, std::uint64_t{90'000}));
+  // Counted once: the next update adds only the time since the flush.
+  snap = snapshotOf(cfg, {{"db/tcp", CheckState::up}, {"api/h", CheckState::down}});
+  aggregate(snap, at(t0 + 100));
+  agg.update(snap, at(t0 + 100));
+  buckets = agg.serviceBuckets(at(t0 + 100));
+  by = {buckets.begin(), buckets.end()};
+  EXPECT_EQ(sum(by["db"], 0), std::make_pair(std::uint64_t{100'000}, std::uint64_t{100'000}));
+  EXPECT_EQ(sum(by["api"], 1), std::make_pair(std::uint64_t{0}, std::uint64_t{100'000}));
+  EXPECT_DOUBLE_EQ(*service(snap, "api").uptime[0], 0.0);
 }
 
 }  // namespace

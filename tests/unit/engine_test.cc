@@ -10,9 +10,11 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <map>
+#include <set>
 
 #include "collector/engine.h"
 #include "collector/history.h"
+#include "tests/support/sanitizers.h"
 
 namespace vigie {
 namespace {
@@ -23,13 +25,16 @@ using namespace std::chrono_literals;
 class FakeProbe : public Probe {
  public:
   FakeProbe(boost::asio::io_context& io, std::chrono::milliseconds delay, const Status* status,
-            int* in_flight, int* max_in_flight, const bool* no_fds = nullptr)
+            int* in_flight, int* max_in_flight, const bool* no_fds = nullptr,
+            bool times_itself = false)
       : timer_(io),
         delay_(delay),
         status_(status),
         in_flight_(in_flight),
         max_(max_in_flight),
-        no_fds_(no_fds) {}
+        no_fds_(no_fds),
+        times_itself_(times_itself) {}
+  bool timesItself() const override { return times_itself_; }
   void start(SteadyClock::time_point, Done done) override {
     ++*in_flight_;
     *max_ = std::max(*max_, *in_flight_);
@@ -64,6 +69,7 @@ class FakeProbe : public Probe {
   int* in_flight_;
   int* max_;
   const bool* no_fds_;
+  bool times_itself_;  // claims to answer by its deadline (a buggy one may not)
 };
 
 std::shared_ptr<Config> makeConfig(int services, std::chrono::milliseconds interval,
@@ -96,6 +102,7 @@ struct Fixture {
   std::map<std::string, std::chrono::milliseconds> delays;  // by service name; default 5ms
   std::map<std::string, Status> statuses;  // by service name; default ok (nodes stay put)
   bool no_fds = false;  // every attempt finds no descriptor
+  std::set<std::string> self_timed;  // services whose probe says it times itself
   std::unique_ptr<Engine> engine;
 
   Fixture() {
@@ -103,7 +110,8 @@ struct Fixture {
       auto svc = c.key.substr(0, c.key.find('/'));
       auto d = delays.count(svc) ? delays[svc] : 5ms;
       const Status* s = &statuses[svc];
-      return std::make_unique<FakeProbe>(io, d, s, &in_flight, &max_in_flight, &no_fds);
+      return std::make_unique<FakeProbe>(io, d, s, &in_flight, &max_in_flight, &no_fds,
+                                         self_timed.count(svc) > 0);
     });
   }
   void runFor(std::chrono::milliseconds d) {
@@ -144,6 +152,37 @@ TEST(Engine, AHungCheckTimesOutAndOthersKeepTheirSchedule) {
   for (int i = 1; i < 5; ++i) {
     EXPECT_GE(results["svc" + std::to_string(i) + "/health"], 4) << i;
   }
+}
+
+// A probe that says it times itself gets no timer per attempt; one that breaks that
+// promise is still timed out, by the engine's sweep (every second), and does not
+// hold its check forever.
+TEST(Engine, ASelfTimedProbeThatNeverAnswersIsStillTimedOut) {
+  Fixture f;
+  f.delays["svc0"] = -1ms;  // never answers
+  f.self_timed = {"svc0", "svc1"};
+  std::map<std::string, std::vector<SteadyClock::time_point>> results;
+  f.engine->on_result = [&](const CheckStatus& s) {
+    results[s.check->key].push_back(SteadyClock::now());
+  };
+  const auto start = SteadyClock::now();
+  f.engine->apply(makeConfig(2, 300ms, 100ms, 4));
+  f.runFor(2600ms);
+  auto snap = f.engine->snapshot();
+  const auto& hung = *snap->checks[0];
+  ASSERT_TRUE(hung.last);
+  EXPECT_EQ(hung.last->reason, Reason::timeout);
+  EXPECT_NE(hung.last->detail.find("100ms"), std::string::npos) << hung.last->detail;
+  EXPECT_GE(hung.last->duration, 0.1);
+  // Ended by the sweep: after its deadline, within a sweep (1 s) and some slack.
+  ASSERT_GE(results["svc0/health"].size(), 1u);
+  const auto first = results["svc0/health"].front() - start;
+  EXPECT_GE(first, 100ms);
+  EXPECT_LE(first, 1000ms + 300ms + 100ms + 30ms + 500ms * test::kTimingSlack);
+  EXPECT_GE(results["svc0/health"].size(), 2u);  // and it ran again
+  // The well-behaved self-timed check kept its schedule (every 300 ms).
+  EXPECT_GE(results["svc1/health"].size(), 6u);
+  EXPECT_EQ(snap->checks[1]->state, CheckState::up);
 }
 
 TEST(Engine, ReloadKeepsStateOfUnchangedChecksAndDropsRemovedOnes) {
