@@ -54,6 +54,9 @@ constexpr auto kDeadlineGrace = std::chrono::milliseconds(30);
 // Checks due within one step start together (Scheduler::setBatch): at 1,500 probes/s
 // the loop wakes 100 times a second to start them instead of 1,000 times.
 constexpr auto kStartBatch = std::chrono::milliseconds(10);
+// Ticks (seconds) an aggregation may wait when only checks came up from unknown: at
+// start-up with 50,000 checks, a pass a second (50-100 ms each) was most of the loop.
+constexpr unsigned kQuietAggregateEvery = 10;
 
 // Threads for blocking probes (disk); a hung mount can hold at most this many.
 constexpr std::size_t kBlockingThreads = 8;
@@ -549,7 +552,14 @@ void Engine::complete(Scheduler::Id id, std::uint64_t attempt, Result result) {
                    last.detail);
     }
   }
-  if (next->state != prev_state || next->flapping != s->status->flapping) aggregate_due_ = true;
+  if (next->flapping != s->status->flapping ||
+      (next->state != prev_state && prev_state != CheckState::unknown)) {
+    aggregate_due_ = true;
+  } else if (next->state != prev_state) {
+    // From unknown, a check can only take its service (and cluster) from unknown,
+    // which is not news (see aggregate()): the pass can wait.
+    (next->state == CheckState::up ? aggregate_quiet_due_ : aggregate_due_) = true;
+  }
   s->status = std::move(next);
   cached_.reset();
   if (on_result) on_result(*s->status);
@@ -602,6 +612,7 @@ std::shared_ptr<const Snapshot> Engine::snapshot() {
   aggregate(*snap, snap->at);
   aggregator_->update(*snap, snap->at);
   aggregate_due_ = false;
+  aggregate_quiet_due_ = false;
   snap->self = self_stats_;
   snap->self.probes_in_flight = scheduler_.inFlight();
   snap->self.probes_waiting = scheduler_.waiting();
@@ -689,7 +700,8 @@ void Engine::armTick() {
     // counted up to the moment it is read (a reader's snapshot() is always up to
     // date, and the history flush counts it first). A pass costs 10 ms at 10,000
     // services, so none is made on a clock.
-    if (aggregate_due_ || (config_ && !config_->maintenance.empty())) {
+    if (aggregate_due_ || (aggregate_quiet_due_ && ticks_ % kQuietAggregateEvery == 0) ||
+        (config_ && !config_->maintenance.empty())) {
       cached_.reset();
       snapshot();
     }

@@ -150,6 +150,10 @@ class Engine {
   // Something the aggregation reads changed since the last one: a check's state or
   // flapping, the config, restored history.
   bool aggregate_due_ = true;
+  // Only checks coming up from unknown changed since the last pass (a start, a new
+  // check): no service or cluster can have news from that, so the pass waits up to
+  // kQuietAggregateEvery ticks (at start-up every check does it once).
+  bool aggregate_quiet_due_ = false;
   // Attempts of probes that time themselves (Probe::timesItself), by deadline: a
   // min-heap swept every second instead of a timer per attempt. Items of attempts
   // that ended leave it when their deadline passes.
