@@ -632,13 +632,18 @@ std::string boundedText(std::string_view text, std::size_t max_bytes) {
   return out;
 }
 
-std::optional<boost::json::value> parseJsonBounded(std::string_view body, std::string* error) {
+std::optional<boost::json::value> parseJsonBounded(std::string_view body, std::string* error,
+                                                   json::memory_resource* storage) {
   try {
     json::parse_options opt;
     opt.max_depth = kMaxJsonDepth;
     // Health pages in Latin-1 exist; their text is cleaned by boundedText().
     opt.allow_invalid_utf8 = true;
-    json::parser p(json::storage_ptr(), opt);
+    // The parser's own stack starts in this buffer (enough for a page of a few
+    // levels), and only grows onto the heap for deeper ones.
+    unsigned char temp[512];
+    json::parser p(json::storage_ptr(), opt, temp);
+    if (storage) p.reset(json::storage_ptr(storage));
     boost::system::error_code ec;
     std::size_t n = p.write(body.data(), body.size(), ec);
     if (ec) {

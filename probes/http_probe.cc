@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/value.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
@@ -723,10 +724,14 @@ void HttpProbe::judge(Result& r, std::string_view body, std::string_view content
   const std::string_view media = mediaType(content_type);
 
   const bool want_health = spec_->health_format != HealthFormat::none;
+  // The parsed page lives only in this call: its memory comes from a buffer on the
+  // stack (the heap only past it), instead of an allocation per key and value.
+  unsigned char arena[2048];
+  boost::json::monotonic_resource json_memory(arena, sizeof arena);
   std::optional<boost::json::value> json;
   if ((want_health || !spec_->conditions.empty()) && looksLikeJson(body, media)) {
     std::string ignored;
-    json = parseJsonBounded(body, &ignored);
+    json = parseJsonBounded(body, &ignored, &json_memory);
   }
 
   std::optional<HealthReport> health;
