@@ -449,6 +449,9 @@ void Engine::sweepOverdue(SteadyClock::time_point now) {
     overdue_.pop_back();
     Session* s = o.id < sessions_.size() ? sessions_[o.id].get() : nullptr;
     if (!s || !s->running || s->attempt != o.attempt) continue;  // it answered
+    // A reload may have given the id to a new check whose attempt has the same
+    // number: its own item, with its own deadline, is in the heap too.
+    if (s->started_steady + s->check->timeout + kDeadlineGrace > now) continue;
     spdlog::warn("check {}: the probe did not answer by its deadline; timed out by the engine",
                  s->check->key);
     timeOut(*s);
