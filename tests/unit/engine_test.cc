@@ -120,6 +120,15 @@ struct Fixture {
   }
 };
 
+// The engine's own timeout result for a check whose probe never answered (timeout
+// 100 ms).
+void expectTimedOutAfter100ms(const CheckStatus& hung) {
+  ASSERT_TRUE(hung.last);
+  EXPECT_EQ(hung.last->reason, Reason::timeout);
+  EXPECT_NE(hung.last->detail.find("100ms"), std::string::npos) << hung.last->detail;
+  EXPECT_GE(hung.last->duration, 0.1);
+}
+
 TEST(Engine, RunsEveryCheckAndBoundsInFlight) {
   Fixture f;
   std::map<std::string, int> results;
@@ -143,12 +152,8 @@ TEST(Engine, AHungCheckTimesOutAndOthersKeepTheirSchedule) {
   f.engine->apply(makeConfig(5, 200ms, 100ms, 2));
   f.runFor(1050ms);
   auto snap = f.engine->snapshot();
-  const auto& hung = *snap->checks[0];
-  ASSERT_TRUE(hung.last);
-  EXPECT_EQ(hung.last->reason, Reason::timeout);
-  EXPECT_EQ(hung.state, CheckState::down);
-  EXPECT_NE(hung.last->detail.find("100ms"), std::string::npos) << hung.last->detail;
-  EXPECT_GE(hung.last->duration, 0.1);
+  expectTimedOutAfter100ms(*snap->checks[0]);
+  EXPECT_EQ(snap->checks[0]->state, CheckState::down);
   for (int i = 1; i < 5; ++i) {
     EXPECT_GE(results["svc" + std::to_string(i) + "/health"], 4) << i;
   }
@@ -169,11 +174,7 @@ TEST(Engine, ASelfTimedProbeThatNeverAnswersIsStillTimedOut) {
   f.engine->apply(makeConfig(2, 300ms, 100ms, 4));
   f.runFor(2600ms);
   auto snap = f.engine->snapshot();
-  const auto& hung = *snap->checks[0];
-  ASSERT_TRUE(hung.last);
-  EXPECT_EQ(hung.last->reason, Reason::timeout);
-  EXPECT_NE(hung.last->detail.find("100ms"), std::string::npos) << hung.last->detail;
-  EXPECT_GE(hung.last->duration, 0.1);
+  expectTimedOutAfter100ms(*snap->checks[0]);
   // Ended by the sweep: after its deadline, within a sweep (1 s) and some slack.
   ASSERT_GE(results["svc0/health"].size(), 1u);
   const auto first = results["svc0/health"].front() - start;
