@@ -93,11 +93,11 @@ struct HttpSpec {
   std::uint64_t max_body = 1024 * 1024;        // bytes; the transfer is cut past it
   SharedTlsSpec tls;
   std::optional<int> cert_min_days;            // fail when the certificate expires sooner
+  std::string ip_version;                      // "", "ip4", "ip6"
   bool follow_redirects = false;
   // From blackbox modules (/probe); unset by vigie's own `http:` checks.
   bool fail_if_ssl = false;                    // fail when the final response came over TLS
   bool fail_if_not_ssl = false;                // fail when it did not
-  std::string ip_version;                      // "", "ip4", "ip6"
   std::vector<std::string> valid_http_versions;  // blackbox: "HTTP/1.1", "HTTP/2.0"; empty: any
 };
 
