@@ -1,5 +1,7 @@
 #include "collector/scheduler.h"
 
+#include <algorithm>
+
 namespace vigie {
 
 Scheduler::Scheduler(std::size_t max_in_flight, TimePoint epoch)
@@ -24,7 +26,9 @@ void Scheduler::add(Id id, std::string_view key, Interval interval, TimePoint no
   ++e.generation;
   // Next slot epoch + offset + k*interval at or after now.
   auto offset = offsetFor(key, interval);
-  if (batch_.count() > 0 && interval >= 16 * batch_) offset -= offset % batch_;
+  const auto step = stepFor(interval);
+  e.step_ms = static_cast<std::uint16_t>(std::min<Interval::rep>(step.count(), 65535));
+  if (e.step_ms > 1) offset -= offset % Interval(e.step_ms);
   auto first = epoch_ + offset;
   if (first < now) {
     const auto behind = now - first;
@@ -32,7 +36,7 @@ void Scheduler::add(Id id, std::string_view key, Interval interval, TimePoint no
     first += periods * interval;
   }
   e.next_due = first;
-  heap_.push(Due{first, id, e.generation});
+  heap_.push(Due{startAt(first, e), id, e.generation});
 }
 
 void Scheduler::remove(Id id) {
@@ -77,16 +81,19 @@ void Scheduler::poll(TimePoint now, std::vector<Start>& out) {
     heap_.pop();
     Entry& e = entries_[d.id];
     if (!e.alive || e.generation != d.generation) continue;
-    startOrQueue(d.id, d.at, now, out);
+    // The nominal slot, for the lag and the next turn (the heap holds its batched
+    // start: the same or up to one step later).
+    const TimePoint slot = e.next_due;
+    startOrQueue(d.id, slot, now, out);
     // Next turn keeps the phase; turns missed while vigie was behind are dropped.
-    auto next = d.at + e.interval;
+    auto next = slot + e.interval;
     if (next <= now) {
       const auto periods = (now - next) / e.interval + 1;
       skipped_ += static_cast<std::uint64_t>(periods);
       next += periods * e.interval;
     }
     e.next_due = next;
-    heap_.push(Due{next, d.id, e.generation});
+    heap_.push(Due{startAt(next, e), d.id, e.generation});
   }
 }
 
@@ -114,16 +121,27 @@ void Scheduler::setSlow(Id id, bool slow) {
   if (id < entries_.size()) entries_[id].slow = slow;
 }
 
+Scheduler::Interval Scheduler::stepFor(Interval interval) const {
+  if (batch_.count() <= 0 || interval.count() <= 0) return Interval(0);
+  const auto bound = std::min(batch_.count(), interval.count() / 8);
+  if (bound <= 1) return Interval(1);
+  for (auto d = bound; 4 * d >= 3 * bound; --d) {
+    if (interval.count() % d == 0) return Interval(d);
+  }
+  return Interval(bound);
+}
+
+Scheduler::TimePoint Scheduler::startAt(TimePoint slot, const Entry& e) const {
+  if (e.step_ms <= 1 || slot <= epoch_) return slot;
+  const SteadyClock::duration step = Interval(e.step_ms);
+  return epoch_ + (slot - epoch_ + step - SteadyClock::duration(1)) / step * step;
+}
+
 std::optional<Scheduler::TimePoint> Scheduler::nextWake() const {
   if (waiting() > 0 && in_flight_ < max_in_flight_) return SteadyClock::time_point::min();
   // Stale heap items may make this early; a spurious wake costs one poll.
   if (heap_.empty()) return std::nullopt;
-  const auto at = heap_.top().at;
-  if (batch_.count() <= 0 || at <= epoch_) return at;
-  // Up to the next grid step: everything due until then starts in the same wake-up.
-  const SteadyClock::duration grid = batch_;
-  const auto steps = (at - epoch_ + grid - SteadyClock::duration(1)) / grid;
-  return epoch_ + steps * grid;
+  return heap_.top().at;
 }
 
 }  // namespace vigie

@@ -40,14 +40,21 @@ class Scheduler {
   /// Forgets a check. If it is running, its slot is freed only by finished().
   void remove(Id id);
   void setMaxInFlight(std::size_t n) { max_in_flight_ = n == 0 ? 1 : n; }
-  /// Starts checks in batches: nextWake() is rounded up to a multiple of `grid` after
-  /// the epoch, so the loop wakes at most once per grid step to start everything due
-  /// by then, and the answers of a batch come back in few wake-ups too (each wake-up
-  /// of a sleeping loop costs more CPU than a probe's own work in it). Phases of checks
-  /// whose interval spans at least 16 grid steps sit on the grid (lag 0); others wait
-  /// at most one step. Zero (the default) starts each check at its own millisecond.
-  /// Set before add().
+  /// Starts checks in batches: each check starts on a step of its own, counted from
+  /// the epoch, so the loop wakes at most once per step to start everything due by
+  /// then, and the answers of a batch come back in few wake-ups too (each wake-up of
+  /// a sleeping loop costs more CPU than a probe's own work in it). A check's step is
+  /// stepFor(its interval): `grid`, or less for an interval shorter than 8 grids. Its
+  /// phase sits on its step; when the step divides the interval (stepFor prefers such
+  /// a step) every start is on time (lag 0), otherwise a start waits less than one
+  /// step. Zero (the default) starts each check at its own millisecond. Set before
+  /// add().
   void setBatch(Interval grid) { batch_ = grid.count() < 0 ? Interval(0) : grid; }
+  /// The step of a check of this interval: at most the grid and an 8th of the
+  /// interval, the largest divisor of the interval down to 3/4 of that bound when
+  /// there is one (1,000 ms: 50; 200 ms: 25; 33,333 ms: 41; 667 ms: 50, no divisor);
+  /// 0 without batches.
+  Interval stepFor(Interval interval) const;
 
   struct Start {
     Id id;
@@ -79,21 +86,23 @@ class Scheduler {
  private:
   struct Entry {
     Interval interval{0};
-    TimePoint next_due{};
+    TimePoint next_due{};  // the next slot (its start may wait for the step: Due::at)
     std::uint32_t generation = 0;  // bumps on add/remove: stale heap items are ignored
-    bool alive = false;
-    bool running = false;
-    bool waiting = false;
-    bool slow = false;
+    std::uint16_t step_ms = 0;     // stepFor(interval), at most the grid
+    bool alive : 1 = false;
+    bool running : 1 = false;
+    bool waiting : 1 = false;
+    bool slow : 1 = false;
   };
   struct Due {
-    TimePoint at;
+    TimePoint at;  // when to start: the slot (Entry::next_due) up to its next step
     Id id;
     std::uint32_t generation;
     bool operator>(const Due& o) const { return at > o.at; }
   };
 
   void startOrQueue(Id id, TimePoint scheduled, TimePoint now, std::vector<Start>& out);
+  TimePoint startAt(TimePoint slot, const Entry& e) const;
 
   std::size_t max_in_flight_;
   TimePoint epoch_;

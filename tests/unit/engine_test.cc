@@ -252,7 +252,7 @@ TEST(Engine, ServiceChangesAreNotedWithoutReaders) {
 
 TEST(Engine, LagIsMeasured) {
   Fixture f;
-  // 200 ms spans 16 steps of the 10 ms start batch: phases sit on its grid.
+  // A 200 ms interval starts on 25 ms steps, which divide it: every slot is on a step.
   f.engine->apply(makeConfig(50, 200ms, 50ms, 100));
   f.runFor(1000ms);
   bool found = false;

@@ -165,7 +165,7 @@ TEST(Scheduler, RemovedChecksStopRunning) {
 
 TEST(Scheduler, BatchedStartsWakeOncePerGridStep) {
   // 1,500 checks a second: without batches the loop wakes at nearly every millisecond.
-  for (const int batch_ms : {0, 10}) {
+  for (const int batch_ms : {0, 10, 50}) {
     Scheduler s(100000, kEpoch);
     s.setBatch(milliseconds(batch_ms));
     for (Scheduler::Id i = 0; i < 1000; ++i) {
@@ -194,22 +194,68 @@ TEST(Scheduler, BatchedStartsWakeOncePerGridStep) {
         s.finished(st.id);
       }
     }
-    // Each check once per interval either way; with batches 100 wakes a second, each
-    // start at most one step late (the 667 ms interval is not on the 10 ms grid).
+    // Each check once per interval either way; with batches one wake a step, each
+    // start less than one step late (no step of 10 or 50 ms divides 667 ms).
     EXPECT_NEAR(static_cast<double>(started), 10000.0 * 1000 / 667, 1000.0) << batch_ms;
     if (batch_ms == 0) {
       EXPECT_GT(wakes, 5000u);
       EXPECT_EQ(max_lag, SteadyClock::duration(0));
     } else {
-      EXPECT_LE(wakes, 1001u);
-      EXPECT_LT(max_lag, milliseconds(batch_ms));
+      EXPECT_LE(wakes, 10000u / static_cast<unsigned>(batch_ms) + 1) << batch_ms;
+      EXPECT_LT(max_lag, milliseconds(batch_ms)) << batch_ms;
+      EXPECT_GT(max_lag, milliseconds(0)) << batch_ms;
     }
   }
 }
 
+TEST(Scheduler, AStepIsAtMostAnEighthOfTheIntervalAndPrefersADivisor) {
+  Scheduler s(10, kEpoch);
+  EXPECT_EQ(s.stepFor(milliseconds(1000)), milliseconds(0));  // no batches
+  s.setBatch(milliseconds(50));
+  EXPECT_EQ(s.stepFor(milliseconds(30000)), milliseconds(50));
+  EXPECT_EQ(s.stepFor(milliseconds(1000)), milliseconds(50));
+  EXPECT_EQ(s.stepFor(milliseconds(33333)), milliseconds(41));  // 3 x 41 x 271
+  EXPECT_EQ(s.stepFor(milliseconds(667)), milliseconds(50));    // 23 x 29: no divisor near 50
+  EXPECT_EQ(s.stepFor(milliseconds(200)), milliseconds(25));
+  EXPECT_EQ(s.stepFor(milliseconds(100)), milliseconds(10));  // bound 12, divisor 10
+  EXPECT_EQ(s.stepFor(milliseconds(20)), milliseconds(2));
+  EXPECT_EQ(s.stepFor(milliseconds(5)), milliseconds(1));  // its own millisecond
+}
+
+TEST(Scheduler, AShortIntervalIsNotHeldBackByTheStepOfLongOnes) {
+  // Long checks wake the loop on 50 ms steps; a 90 ms check beside them keeps its
+  // own 10 ms step: every one of its starts is on time, once per interval.
+  Scheduler s(100000, kEpoch);
+  s.setBatch(milliseconds(50));
+  for (Scheduler::Id i = 0; i < 2000; ++i) {
+    s.add(i, fmt::format("service-{}/health", i), milliseconds(30000), kEpoch);
+  }
+  const Scheduler::Id fast = 2000;
+  s.add(fast, "fast/health", milliseconds(90), kEpoch);
+  std::vector<Scheduler::Start> out;
+  std::size_t fast_starts = 0, long_starts = 0;
+  auto now = kEpoch;
+  while (true) {
+    const auto next = s.nextWake();
+    ASSERT_TRUE(next);
+    if (*next >= kEpoch + seconds(30)) break;
+    now = *next;
+    out.clear();
+    s.poll(now, out);
+    for (const auto& st : out) {
+      EXPECT_EQ(st.scheduled, now) << "check " << st.id;
+      ++(st.id == fast ? fast_starts : long_starts);
+      s.finished(st.id);
+    }
+  }
+  EXPECT_EQ(long_starts, 2000u);
+  EXPECT_NEAR(static_cast<double>(fast_starts), 30000.0 / 90, 1.0);
+  EXPECT_EQ(s.skipped(), 0u);
+}
+
 TEST(Scheduler, BatchedPhasesOfLongIntervalsSitOnTheGrid) {
   Scheduler s(100000, kEpoch);
-  s.setBatch(milliseconds(10));
+  s.setBatch(milliseconds(50));
   for (Scheduler::Id i = 0; i < 3000; ++i) {
     s.add(i, fmt::format("service-{}/health", i), milliseconds(30000), kEpoch);
   }
