@@ -591,6 +591,14 @@ int severity(Status s) { return s == Status::ok ? 0 : s == Status::warn ? 1 : 2;
 
 std::string boundedText(std::string_view text, std::size_t max_bytes) {
   static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  // Most text is short printable ASCII, which comes out as it is: one scan, one copy.
+  if (text.size() <= max_bytes &&
+      std::all_of(text.begin(), text.end(), [](char ch) {
+        const auto c = static_cast<unsigned char>(ch);
+        return c >= 0x20 && c < 0x7F;
+      })) {
+    return std::string(text);
+  }
   std::string out;
   out.reserve(std::min(text.size(), max_bytes));
   std::size_t i = 0;

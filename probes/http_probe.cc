@@ -749,12 +749,6 @@ void HttpProbe::judge(Result& r, std::string_view body, std::string_view content
       health_error = p.error.empty() ? "health page not understood" : p.error;
     }
   }
-  if (health) {
-    r.components = health->components;
-    r.version = cleanText(health->version);
-    for (const auto& [k, v] : health->info) r.info[k] = v;
-  }
-
   if (!statusExpected(r.http_status, spec_->expect_status)) {
     std::string d =
         fmt::format("got {}, expected {}", r.http_status, expectedText(spec_->expect_status));
@@ -823,6 +817,16 @@ void HttpProbe::judge(Result& r, std::string_view body, std::string_view content
     r.reason = Reason::health_warn;
     r.detail = cleanText(fmt::format("health page says {}{}", health->status_text,
                                      warning.empty() ? "" : "; warning: " + warning));
+  }
+  // Last, so the page's parts move into the result instead of being copied.
+  if (health) {
+    r.components = std::move(health->components);
+    r.version = cleanText(health->version);
+    if (r.info.empty()) {
+      r.info = std::move(health->info);
+    } else {
+      for (auto& [k, v] : health->info) r.info[k] = std::move(v);
+    }
   }
 }
 
