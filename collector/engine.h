@@ -4,7 +4,9 @@
 /// timer, applies results to check states and publishes snapshots. Everything
 /// here runs on the one loop thread that runs the io_context: no locks.
 
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -112,6 +114,8 @@ class Engine {
   void wake();
   void armWake();
   void startProbe(Session& s, SteadyClock::time_point scheduled);
+  /// Applies the result of attempt `attempt` (its low 32 bits are compared) of check
+  /// `id`; a result of another attempt is counted as late and dropped.
   void complete(Scheduler::Id id, std::uint64_t attempt, Result result);
   void swapPendingProbe(Session& s);
   void armTick();
@@ -154,16 +158,17 @@ class Engine {
   // check): no service or cluster can have news from that, so the pass waits up to
   // kQuietAggregateEvery ticks (at start-up every check does it once).
   bool aggregate_quiet_due_ = false;
-  // Attempts of probes that time themselves (Probe::timesItself), by deadline: a
-  // min-heap swept every second instead of a timer per attempt. Items of attempts
-  // that ended leave it when their deadline passes.
+  // Attempts of probes that time themselves (Probe::timesItself), by deadline, swept
+  // every second instead of a timer per attempt. One FIFO per timeout: attempts start
+  // in time order, so each FIFO is in deadline order too (no heap to keep: at 50,000
+  // checks its push and pop were 2-3 % of the loop's CPU). Items of attempts that
+  // ended leave when their deadline passes.
   struct Overdue {
     SteadyClock::time_point at;
     Scheduler::Id id;
     std::uint64_t attempt;
-    bool operator>(const Overdue& o) const { return at > o.at; }
   };
-  std::vector<Overdue> overdue_;
+  std::map<SteadyClock::duration, std::deque<Overdue>> overdue_;
   std::vector<Scheduler::Id> uptime_dirty_;  // checks with results since the last flush
   SelfStats self_stats_;
   std::vector<Scheduler::Start> starts_;  // reused buffer
