@@ -17,11 +17,9 @@
 
 #include "probes/probe.h"
 
-namespace boost::container::pmr {
-class memory_resource;
-}
 namespace boost::json {
 class value;
+class monotonic_resource;
 }
 
 namespace vigie {
@@ -78,12 +76,13 @@ constexpr std::size_t kMaxTextField = 256;  // component names/details/versions 
 /// Never throws, never recurses past the depth limit. Invalid UTF-8 inside strings
 /// is accepted (the parsers clean text fields with boundedText()). Used by both
 /// the parsers and the conditions; the caller includes <boost/json.hpp>.
-/// With `storage`, the value's memory comes from it (a monotonic resource over a
-/// buffer of the caller's: no allocation per probe for a small page); it must outlive
-/// the value.
+/// With `storage`, the value's memory comes from it (over a buffer of the caller's:
+/// no allocation per probe for a small page) and the value's destruction is free (a
+/// monotonic resource frees nothing, so the value is not walked); it must outlive the
+/// value.
 std::optional<boost::json::value> parseJsonBounded(
     std::string_view body, std::string* error,
-    boost::container::pmr::memory_resource* storage = nullptr);
+    boost::json::monotonic_resource* storage = nullptr);
 
 /// Interprets a health page. `format` auto_detect picks by content type
 /// ("application/health+json", "application/vnd.spring-boot.actuator...") and by
