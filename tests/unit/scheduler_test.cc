@@ -16,6 +16,24 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 const SteadyClock::time_point kEpoch{seconds(1000)};
 
+// Drives `s` as the engine does until `end`: sleeps until nextWake(), starts what is
+// due, and finishes each start right after `on_start(start, now)`.
+template <typename OnStart>
+void driveUntil(Scheduler& s, SteadyClock::time_point end, OnStart on_start) {
+  std::vector<Scheduler::Start> out;
+  while (true) {
+    const auto next = s.nextWake();
+    ASSERT_TRUE(next);
+    if (*next >= end) return;
+    out.clear();
+    s.poll(*next, out);
+    for (const auto& st : out) {
+      on_start(st, *next);
+      s.finished(st.id);
+    }
+  }
+}
+
 TEST(Scheduler, OffsetIsStableAndInsideTheInterval) {
   const auto a = Scheduler::offsetFor("obsportal/health", milliseconds(30000));
   EXPECT_EQ(a, Scheduler::offsetFor("obsportal/health", milliseconds(30000)));
@@ -232,22 +250,11 @@ TEST(Scheduler, AShortIntervalIsNotHeldBackByTheStepOfLongOnes) {
   }
   const Scheduler::Id fast = 2000;
   s.add(fast, "fast/health", milliseconds(90), kEpoch);
-  std::vector<Scheduler::Start> out;
   std::size_t fast_starts = 0, long_starts = 0;
-  auto now = kEpoch;
-  while (true) {
-    const auto next = s.nextWake();
-    ASSERT_TRUE(next);
-    if (*next >= kEpoch + seconds(30)) break;
-    now = *next;
-    out.clear();
-    s.poll(now, out);
-    for (const auto& st : out) {
-      EXPECT_EQ(st.scheduled, now) << "check " << st.id;
-      ++(st.id == fast ? fast_starts : long_starts);
-      s.finished(st.id);
-    }
-  }
+  driveUntil(s, kEpoch + seconds(30), [&](const Scheduler::Start& st, auto now) {
+    EXPECT_EQ(st.scheduled, now) << "check " << st.id;
+    ++(st.id == fast ? fast_starts : long_starts);
+  });
   EXPECT_EQ(long_starts, 2000u);
   EXPECT_NEAR(static_cast<double>(fast_starts), 30000.0 / 90, 1.0);
   EXPECT_EQ(s.skipped(), 0u);
@@ -260,22 +267,11 @@ TEST(Scheduler, BatchedPhasesOfLongIntervalsSitOnTheGrid) {
     s.add(i, fmt::format("service-{}/health", i), milliseconds(30000), kEpoch);
   }
   // Still spread over the interval, and each start exactly at its slot: no lag.
-  std::vector<Scheduler::Start> out;
   std::vector<std::size_t> per_second(30);
-  auto now = kEpoch;
-  while (true) {
-    const auto next = s.nextWake();
-    ASSERT_TRUE(next);
-    if (*next >= kEpoch + seconds(30)) break;
-    now = *next;
-    out.clear();
-    s.poll(now, out);
-    for (const auto& st : out) {
-      EXPECT_EQ(st.scheduled, now);
-      ++per_second[static_cast<std::size_t>((now - kEpoch) / seconds(1))];
-      s.finished(st.id);
-    }
-  }
+  driveUntil(s, kEpoch + seconds(30), [&](const Scheduler::Start& st, auto now) {
+    EXPECT_EQ(st.scheduled, now);
+    ++per_second[static_cast<std::size_t>((now - kEpoch) / seconds(1))];
+  });
   std::size_t total = 0;
   for (auto n : per_second) total += n;
   EXPECT_EQ(total, 3000u);
