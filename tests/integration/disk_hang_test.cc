@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -315,7 +316,9 @@ TEST(DiskHang, HungCreateTimesOutOnTimeWithoutBlockingTheLoop) {
   EXPECT_LT(got_at - t0, 1500ms);
   EXPECT_EQ(got->reason, Reason::timeout);
   EXPECT_EQ(got->detail.rfind("create of " + hfs.path() + "/.vigie-probe-", 0), 0u) << got->detail;
-  EXPECT_NE(got->detail.find(" did not return within 1s (hung file system?)"), std::string::npos)
+  // "1s", or a few ms less when start() ran after t0 was taken (a loaded machine).
+  EXPECT_TRUE(std::regex_search(
+      got->detail, std::regex(" did not return within (1s|9[0-9]{2}ms) \\(hung file system\\?\\)")))
       << got->detail;
   EXPECT_GE(ticks, 12);
   EXPECT_LT(max_gap, 300ms);
@@ -352,7 +355,8 @@ TEST(DiskHang, HungWriteNamesTheWriteAndTheFileGoesOnceItReturns) {
     ASSERT_TRUE(r);
     EXPECT_EQ(r->reason, Reason::timeout);
     EXPECT_EQ(r->detail.rfind("write of " + hfs.path() + "/.vigie-probe-", 0), 0u) << r->detail;
-    EXPECT_NE(r->detail.find(" did not return within 300ms (hung file system?)"), std::string::npos)
+    EXPECT_TRUE(std::regex_search(
+        r->detail, std::regex(" did not return within (29[0-9]ms|300ms) \\(hung file system\\?\\)")))
         << r->detail;
   }
   // Writes to different files are not serialized: all three wait in the server.
@@ -585,7 +589,9 @@ services:
     EXPECT_NEAR(nfs[i].result.duration, 0.4, 0.1 * test::kTimingSlack) << nfs[i].result.detail;
   }
   ASSERT_FALSE(nfs.empty());
-  EXPECT_NE(nfs.front().result.detail.find("did not return within 400ms"), std::string::npos)
+  // The engine's slot plus the timeout: "400ms", or less when it started late.
+  EXPECT_TRUE(std::regex_search(nfs.front().result.detail,
+                                std::regex("did not return within (400|3[0-9]{2})ms")))
       << nfs.front().result.detail;
   EXPECT_EQ(nfs.back().result.detail.rfind("the previous attempt's create of", 0), 0u)
       << nfs.back().result.detail;
