@@ -844,7 +844,9 @@ class Loader {
     Fields f(*this, n, path,
              {"name", "interval", "timeout", "failure_threshold", "success_threshold", "critical",
               "http", "tcp", "postgres", "disk", "ingress", "heartbeat"});
-    if (n.data().kind != NodeKind::map) return;
+    // An empty item (`- ` alone) is an empty mapping, refused below for what it lacks,
+    // as an empty service or group is; it used to load as a check with no name.
+    if (n.data().kind != NodeKind::map && n.data().kind != NodeKind::null) return;
     if (f.required("name")) name(f["name"], f.path("name"), c.name);
     c.key = service + "/" + c.name;
     const bool has_interval = duration(f["interval"], f.path("interval"), c.interval, true);
@@ -957,7 +959,7 @@ class Loader {
 
   void module(const Node& n, const std::string& path, ModuleConfig& m) {
     Fields f(*this, n, path, {"prober", "timeout", "http", "tcp"}, {"icmp", "dns", "grpc"});
-    if (n.data().kind != NodeKind::map) return;
+    if (n.data().kind != NodeKind::map && n.data().kind != NodeKind::null) return;  // as check()
     if (f.required("prober")) {
       if (str(f["prober"], f.path("prober"), m.prober)) {
         if (m.prober == "icmp" || m.prober == "dns" || m.prober == "grpc") {

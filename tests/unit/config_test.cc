@@ -771,6 +771,15 @@ TEST(ConfigErrors, Table) {
       {"missing check name",
        "services:\n  - name: web\n    checks:\n      - tcp: {address: \"a:1\"}\n",
        {"t.yaml:4: services[0].checks[0]: missing required key \"name\""}},
+      // Found by the config fuzzer: an empty item loaded as a check with no name.
+      {"empty check",
+       "services:\n  - name: web\n    checks:\n      - \n",
+       {"t.yaml:5: services[0].checks[0]: missing required key \"name\"",
+        "t.yaml:5: services[0].checks[0]: no probe kind (one of http, tcp, postgres, disk, "
+        "ingress, heartbeat)"}},
+      {"empty module",
+       "modules:\n  http_2xx:\n",
+       {"t.yaml:3: modules.http_2xx: missing required key \"prober\""}},
       {"bad name",
        "services:\n  - name: \"a b\"\n",
        {"t.yaml:2: services[0].name: invalid name \"a b\": use letters, digits, '-', '_' and '.'"}},
